@@ -1,0 +1,88 @@
+"""Names shared by the plugin, the platform hook and vCluster itself.
+
+Anything another program reads or writes (annotation and label keys, secret names, API groups) is
+spelled here once. Sources for the vCluster names: loft-sh/vcluster (see the README's references).
+Imports nothing.
+"""
+
+from __future__ import annotations
+
+# --- vCluster (host cluster) --------------------------------------------------------------------
+VCLUSTER_APP_LABEL = "app"
+VCLUSTER_APP_VALUE = "vcluster"
+VCLUSTER_SELECTOR = "app=vcluster"  # pkg/cli/find: VirtualClusterSelector
+RELEASE_LABEL = "release"
+VCLUSTER_NAME_LABEL = "vcluster-name"  # on NAME-certs and vc-NAME (>= v0.24)
+ETCD_APP_VALUE = "vcluster-etcd"  # deployed etcd StatefulSet NAME-etcd
+SYNCER_CONTAINER = "syncer"
+PAUSED_ANNOTATION = "loft.sh/paused"
+RESTORING_ANNOTATION = "loft.sh/restoring"  # left by an interrupted `vcluster certs rotate`
+PAUSED_REPLICAS_ANNOTATION = "loft.sh/paused-replicas"
+PAUSED_DATE_ANNOTATION = "loft.sh/paused-date"
+SLEEP_MODE_LABEL = "loft.sh/sleep-mode"
+MIGRATED_FROM_K3S_ANNOTATION = "vcluster.loft.sh/migrated-from-k3s"
+CERT_ROTATION_AT_ANNOTATION = "vcluster.loft.sh/cert-rotation-at"  # pod-template rollout trigger
+SERVICE_CIDR_ANNOTATION = "vcluster.loft.sh/service-cidr"
+# First vCluster release with `vcluster certs` (pkg/cli/certs/rotate_helm.go minVersion).
+VCLUSTER_CERTS_MIN_VERSION = "0.27.0-alpha.9"
+# vCluster >= 0.33 re-issues leaf certificates at start-up when they expire within this many days.
+VCLUSTER_RENEWAL_THRESHOLD_DAYS = 90
+
+
+def certs_secret_name(vcluster: str) -> str:
+    return f"{vcluster}-certs"
+
+
+def kubeconfig_secret_name(vcluster: str) -> str:
+    return f"vc-{vcluster}"
+
+
+def config_secret_name(vcluster: str) -> str:
+    return f"vc-config-{vcluster}"
+
+
+def etcd_statefulset_name(vcluster: str) -> str:
+    return f"{vcluster}-etcd"
+
+
+def vcluster_rotation_lease_name(vcluster: str) -> str:
+    """vCluster's own runtime cert-watcher Lease (translate.SafeConcatName, unhashed form)."""
+    return f"vcluster-{vcluster}-cert-rotation"
+
+
+# --- kubectl vcerts (host cluster) --------------------------------------------------------------
+TOOL_NAME = "kubectl-vcerts"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+BACKUP_LABEL = "vcerts.io/backup"  # "true" on every backup secret
+BACKUP_OPERATION_ANNOTATION = "vcerts.io/operation"  # rotate | rotate-ca | restore
+BACKUP_SOURCE_RV_ANNOTATION = "vcerts.io/source-resource-version"
+BACKUP_CA_FINGERPRINT_ANNOTATION = "vcerts.io/ca-fingerprint"
+BACKUP_CREATED_ANNOTATION = "vcerts.io/created-at"
+# On NAME-certs while an operation is under way: JSON record of the operation (crash recovery).
+OPERATION_ANNOTATION = "vcerts.io/operation-in-progress"
+
+
+def backup_secret_name(vcluster: str, unix_time: int) -> str:
+    return f"{vcluster}-certs-backup-{unix_time}"
+
+
+def lock_lease_name(vcluster: str) -> str:
+    return f"vcerts-{vcluster}"
+
+
+# --- vCluster Platform (platform cluster) -------------------------------------------------------
+MANAGEMENT_GROUP = "management.loft.sh"
+MANAGEMENT_VERSION = "v1"
+VCI_PLURAL = "virtualclusterinstances"
+VCI_KIND = "VirtualClusterInstance"
+NODECLAIM_PLURAL = "nodeclaims"
+NODECLAIM_KIND = "NodeClaim"
+CA_ROTATED_ANNOTATION = "vcerts.io/ca-rotated"  # RFC 3339 UTC time of the CA change
+CA_FINGERPRINT_ANNOTATION = "vcerts.io/ca-fingerprint"  # sha256:<hex> of the new CA certificate
+NODECLAIMS_RECYCLED_ANNOTATION = "vcerts.io/nodeclaims-recycled"  # = the ca-rotated value handled
+# Durable record of the claims being recycled, kept on the instance until the recycle completes.
+RECYCLE_RECORD_ANNOTATION = "vcerts.io/nodeclaims-record"
+
+# --- private nodes (virtual cluster) ------------------------------------------------------------
+TOKEN_LABEL = "vcluster.loft.sh/token"
+TOKEN_NODE_TYPE_LABEL = "vcluster.loft.sh/token-node-type"

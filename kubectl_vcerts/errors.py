@@ -1,0 +1,108 @@
+"""The one error hierarchy of kubectl vcerts and platform_hook.
+
+Every failure a user can meet is a `VcertsError` with a stable exit code and a hint that says what to
+do. The CLI renders them once, as ``kubectl vcerts: error: …``. Messages must never contain key
+material: build them from names, never from secret values.
+
+Imports nothing but the standard library, so every layer (pki, rotation, kube, cli, hook) may use it.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented process exit codes. Stable: scripts and cron jobs depend on them."""
+
+    OK = 0
+    FAILURE = 1  # unexpected failure (a bug); run with -v for the traceback
+    USAGE = 2  # bad flags or flag combination
+    # `check` only: what the certificates look like.
+    CHECK_EXPIRING = 3  # something expires within --warn-within
+    CHECK_EXPIRED = 4  # something is expired, not yet valid, invalid or missing
+    NOT_FOUND = 10  # vCluster, secret, backup or other object not found
+    UNSUPPORTED = 11  # distro, version or layout we refuse to touch
+    NOT_READY = 12  # control plane not Running (use --force) or interrupted operation pending
+    INVALID_PKI = 13  # NAME-certs corrupt or incomplete
+    INVALID_INPUT = 14  # a file or value supplied by the user is unusable (e.g. a BYO CA)
+    CONFLICT = 15  # someone else changed the object, or holds the lock
+    FORBIDDEN = 16  # RBAC denies a verb we need
+    UNREACHABLE = 17  # API server unreachable after bounded retries
+    TIMEOUT = 18  # the vCluster did not come back in time (rolled back unless --no-rollback)
+    ROLLED_BACK = 19  # the operation failed and the previous PKI was put back
+    ABORTED = 20  # the user declined the confirmation
+
+
+class VcertsError(Exception):
+    """Base of every error we expect and explain."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+    default_hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(VcertsError):
+    exit_code = ExitCode.USAGE
+
+
+class NotFoundError(VcertsError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class UnsupportedError(VcertsError):
+    exit_code = ExitCode.UNSUPPORTED
+
+
+class NotReadyError(VcertsError):
+    exit_code = ExitCode.NOT_READY
+
+
+class InvalidPkiError(VcertsError):
+    exit_code = ExitCode.INVALID_PKI
+
+
+class InvalidInputError(VcertsError):
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class ConflictError(VcertsError):
+    exit_code = ExitCode.CONFLICT
+
+
+class LockHeldError(ConflictError):
+    """Another operation holds the per-vCluster lock."""
+
+
+class ForbiddenError(VcertsError):
+    exit_code = ExitCode.FORBIDDEN
+
+
+class UnreachableError(VcertsError):
+    exit_code = ExitCode.UNREACHABLE
+    default_hint = "check --kubeconfig/--context and that the API server is up"
+
+
+class ApiError(VcertsError):
+    """Any other API failure (HTTP 4xx/5xx we do not map more precisely)."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class OperationTimeoutError(VcertsError):
+    exit_code = ExitCode.TIMEOUT
+
+
+class RolledBackError(VcertsError):
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class AbortedError(VcertsError):
+    exit_code = ExitCode.ABORTED

@@ -1,0 +1,119 @@
+"""Translate Kubernetes client failures into our own errors, at the gateway boundary.
+
+`api_call` wraps one request: it retries what is transient (bounded, with backoff and jitter) and
+turns everything else into a `VcertsError` that names the verb and the object.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kubectl_vcerts.errors import (
+    ApiError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UnreachableError,
+    VcertsError,
+)
+
+T = TypeVar("T")
+
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request acts on, for messages: verb, resource (plural, with group), name, namespace."""
+
+    verb: str
+    resource: str
+    name: str | None = None
+    namespace: str | None = None
+
+    def describe(self) -> str:
+        obj = self.resource if self.name is None else f"{self.resource}/{self.name}"
+        return f"{obj} in namespace {self.namespace}" if self.namespace else obj
+
+
+def _api_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            return str(json.loads(body).get("message") or "").strip()
+        except (ValueError, AttributeError):
+            return ""
+    return ""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: network failures and 429/5xx. Never 4xx client errors or conflicts."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    if isinstance(exc, ApiException):
+        return exc.status in TRANSIENT_STATUS or exc.status == 0
+    return isinstance(exc, Urllib3Error | ConnectionError | TimeoutError)
+
+
+def translate(exc: BaseException, target: Target) -> VcertsError:
+    """Map one client failure to our hierarchy. The result names the object and the verb."""
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, VcertsError):
+        return exc
+    if isinstance(exc, ApiException):
+        detail = _api_message(exc)
+        what = target.describe()
+        if exc.status == 404:
+            return NotFoundError(f"{what} not found")
+        if exc.status == 403:
+            return ForbiddenError(
+                f"forbidden: cannot {target.verb} {what}" + (f" ({detail})" if detail else ""),
+                hint=f"ask for RBAC permission to {target.verb} {target.resource}"
+                + (f" in namespace {target.namespace}" if target.namespace else ""),
+            )
+        if exc.status == 401:
+            return ForbiddenError(
+                f"unauthorized while trying to {target.verb} {what}",
+                hint="your credentials were rejected; refresh the kubeconfig",
+            )
+        if exc.status == 409:
+            return ConflictError(
+                f"conflict: {what} was changed by someone else while we tried to {target.verb} it",
+                hint="nothing was changed by this command; run it again",
+            )
+        if exc.status in TRANSIENT_STATUS:
+            return UnreachableError(f"API server failed to {target.verb} {what}: HTTP {exc.status} {detail}")
+        return ApiError(f"cannot {target.verb} {what}: HTTP {exc.status} {detail or exc.reason}".strip())
+    if is_transient(exc):
+        return UnreachableError(f"cannot reach the API server to {target.verb} {target.describe()}")
+    return ApiError(f"cannot {target.verb} {target.describe()}: {type(exc).__name__}")
+
+
+def api_call(target: Target, fn: Callable[[], T], *, attempts: int = 4, max_wait: float = 4.0,
+             sleep: Callable[[float], None] | None = None) -> T:
+    """Run one request; retry transient failures a bounded number of times; translate the rest.
+
+    Only call this for idempotent requests or ones guarded by a resourceVersion precondition: a
+    retried create that already succeeded comes back as a 409 conflict, which we report, not repeat.
+    """
+    import tenacity
+
+    kwargs: dict[str, Any] = {}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential_jitter(initial=0.2, max=max_wait),
+        retry=tenacity.retry_if_exception(is_transient),
+        reraise=True,
+        **kwargs,
+    )
+    try:
+        return retrying(fn)
+    except Exception as exc:
+        raise translate(exc, target) from exc

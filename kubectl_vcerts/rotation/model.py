@@ -1,0 +1,65 @@
+"""Domain nouns of the workflow: a vCluster as the host cluster shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class WorkloadKind(StrEnum):
+    STATEFULSET = "StatefulSet"
+    DEPLOYMENT = "Deployment"
+
+
+class Distro(StrEnum):
+    K8S = "k8s"
+    K3S = "k3s"
+    K0S = "k0s"
+    UNKNOWN = "unknown"
+
+
+class BackingStore(StrEnum):
+    EMBEDDED_DATABASE = "embedded-database"
+    EXTERNAL_DATABASE = "external-database"
+    EMBEDDED_ETCD = "embedded-etcd"
+    DEPLOYED_ETCD = "deployed-etcd"
+    EXTERNAL_ETCD = "external-etcd"
+
+
+@dataclass(frozen=True)
+class PodState:
+    name: str
+    uid: str
+    status: str  # kubectl-printer status: Running, Pending, CrashLoopBackOff, Terminating, ...
+    ready: bool
+    phase: str
+
+
+@dataclass(frozen=True)
+class VCluster:
+    """One virtual cluster found on the host (pkg/cli/find semantics)."""
+
+    name: str
+    namespace: str
+    kind: WorkloadKind
+    version: str  # tag of the syncer image; "" when not parsable (digest, registry port)
+    status: str  # Running, Paused, ScaledDown, CrashLoopBackOff, ... ("" when no pods)
+    replicas: int  # spec.replicas of the control-plane workload
+    persistence: bool  # /data is a PVC (StatefulSet volumeClaimTemplates or a PVC volume)
+    distro: Distro = Distro.K8S
+    backing_store: BackingStore = BackingStore.EMBEDDED_DATABASE
+    private_nodes: bool = False
+    deployed_etcd: bool = False
+    restoring: bool = False  # loft.sh/restoring left on the workload by an interrupted rotation
+    pods: tuple[PodState, ...] = ()
+    etcd_pods: tuple[PodState, ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_running(self) -> bool:
+        """vCluster's IsRunning(): status is exactly Running (Ready is not required)."""
+        return self.status == "Running"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
