@@ -84,5 +84,5 @@ NODECLAIMS_RECYCLED_ANNOTATION = "vcerts.io/nodeclaims-recycled"  # = the ca-rot
 RECYCLE_RECORD_ANNOTATION = "vcerts.io/nodeclaims-record"
 
 # --- private nodes (virtual cluster) ------------------------------------------------------------
-TOKEN_LABEL = "vcluster.loft.sh/token"
-TOKEN_NODE_TYPE_LABEL = "vcluster.loft.sh/token-node-type"
+TOKEN_LABEL = "vcluster.loft.sh/token"  # noqa: S105 - a label key, not a secret
+TOKEN_NODE_TYPE_LABEL = "vcluster.loft.sh/token-node-type"  # noqa: S105

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @cache
 def testbin_dir() -> Path:
-    """The directory holding etcd, kube-apiserver, kubeadm, kwokctl, krew, ... (last line of scripts/testbin)."""
+    """The directory holding etcd, kube-apiserver, kubeadm, kwokctl, krew, ... (scripts/testbin)."""
     override = os.environ.get("VCERTS_TESTBIN_BIN")
     if override:
         return Path(override)
