@@ -49,5 +49,7 @@ def parse_duration(text: str, *, flag: str) -> timedelta:
                   "m": timedelta(minutes=amount), "s": timedelta(seconds=amount)}[unit]
         pos = match.end()
     if pos != len(value) or not value:
-        raise UsageError(f"{flag}: cannot parse duration {text!r}", hint="use forms like 90d, 12h, 1d12h, 30m")
+        raise UsageError(
+            f"{flag}: cannot parse duration {text!r}", hint="use forms like 90d, 12h, 1d12h, 30m"
+        )
     return total
