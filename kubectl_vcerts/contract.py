@@ -82,6 +82,10 @@ CA_FINGERPRINT_ANNOTATION = "vcerts.io/ca-fingerprint"  # sha256:<hex> of the ne
 NODECLAIMS_RECYCLED_ANNOTATION = "vcerts.io/nodeclaims-recycled"  # = the ca-rotated value handled
 # Durable record of the claims being recycled, kept on the instance until the recycle completes.
 RECYCLE_RECORD_ANNOTATION = "vcerts.io/nodeclaims-record"
+# On a NodeClaim the recycle recreated from its record: the uid of the claim it replaces (idempotency).
+RECREATED_FROM_ANNOTATION = "vcerts.io/recreated-from"
+PLATFORM_HOOK_NAME = "vcerts-platform-hook"  # Event source component, Lease name, manifests
+NODECLAIM_VCLUSTER_FIELD = "vClusterRef"  # spec field of a NodeClaim naming its instance
 
 # --- private nodes (virtual cluster) ------------------------------------------------------------
 TOKEN_LABEL = "vcluster.loft.sh/token"  # noqa: S105 - a label key, not a secret

@@ -7,11 +7,11 @@ Imports nothing from kube/, cli/, kubernetes, typer or rich.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.model import PodState, VCluster
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,121 @@ class CaChangeHook(Protocol):
     def before(self, change: CaChange) -> list[str]: ...
 
     def after(self, change: CaChange) -> list[str]: ...
+
+
+# --- rotate / rotate-ca / restore / backups ---------------------------------------------------------
+# The records below are what the workflow needs to know about host objects; kube/ fills them in.
+
+
+@dataclass(frozen=True)
+class CertsState:
+    """`NAME-certs` as read: its data, the resourceVersion every write is guarded by, annotations."""
+
+    data: dict[str, bytes] = field(repr=False)
+    resource_version: str
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    """One backup Secret `NAME-certs-backup-<unix>` (data only when read one by one)."""
+
+    name: str
+    namespace: str
+    vcluster: str
+    created: datetime
+    operation: str
+    ca_fingerprint: str
+    source_resource_version: str
+    data: dict[str, bytes] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """A coordination.k8s.io Lease as the lock logic sees it."""
+
+    name: str
+    holder: str
+    duration_seconds: int
+    acquired: datetime | None
+    renewed: datetime | None
+    resource_version: str
+
+    def expires(self) -> datetime | None:
+        base = self.renewed or self.acquired
+        return None if base is None else base + timedelta(seconds=self.duration_seconds)
+
+    def expired(self, now: datetime) -> bool:
+        end = self.expires()
+        return end is None or end <= now or not self.holder
+
+
+class CertsPort(Protocol):
+    def read_certs(self, vcluster: VCluster) -> CertsState: ...
+
+    def write_certs(self, vcluster: VCluster, *, data: Mapping[str, bytes],
+                    annotations: Mapping[str, str | None], resource_version: str) -> CertsState:
+        """Replace the data (exactly `data`) and merge `annotations` (None removes a key), guarded by
+        `resource_version`; labels, other annotations, ownerReferences and type are kept. A changed
+        secret raises ConflictError and nothing is written."""
+        ...
+
+
+class BackupPort(Protocol):
+    def create_backup(self, vcluster: VCluster, *, name: str, data: Mapping[str, bytes], operation: str,
+                      source_resource_version: str, ca_fingerprint: str, created: datetime) -> BackupRecord:
+        """Create an immutable backup Secret; an existing name raises ConflictError."""
+        ...
+
+    def list_backups(self, vcluster: VCluster) -> list[BackupRecord]: ...
+
+    def read_backup(self, vcluster: VCluster, name: str) -> BackupRecord: ...
+
+    def delete_backup(self, vcluster: VCluster, name: str) -> None: ...
+
+
+class LeasePort(Protocol):
+    def read_lease(self, namespace: str, name: str) -> LeaseRecord | None: ...
+
+    def create_lease(self, namespace: str, name: str, *, holder: str, duration_seconds: int,
+                     now: datetime) -> LeaseRecord:
+        """Create; an existing Lease raises ConflictError."""
+        ...
+
+    def update_lease(self, namespace: str, name: str, *, holder: str, duration_seconds: int,
+                     acquired: datetime, renewed: datetime, resource_version: str) -> LeaseRecord:
+        """Replace guarded by resource_version (ConflictError when someone else changed it)."""
+        ...
+
+    def delete_lease(self, namespace: str, name: str, *, resource_version: str) -> None:
+        """Delete guarded by resource_version; already gone is fine."""
+        ...
+
+
+class PodPort(Protocol):
+    def list_pods(self, vcluster: VCluster) -> tuple[tuple[PodState, ...], tuple[PodState, ...]]:
+        """(control-plane pods `app=vcluster,release=NAME`, deployed-etcd pods `app=vcluster-etcd`)."""
+        ...
+
+    def delete_pod(self, namespace: str, name: str, *, uid: str) -> None:
+        """Delete guarded by uid (a replacement with the same name is left alone); gone is fine."""
+        ...
+
+
+class WorkloadPort(Protocol):
+    def refresh(self, vcluster: VCluster) -> VCluster:
+        """Discover the same vCluster again (status, replicas, pods, annotations)."""
+        ...
+
+    def finish_interrupted_rotation(self, vcluster: VCluster, *, replicas: int) -> None:
+        """Undo what an interrupted `vcluster certs rotate` left: scale the control plane back to
+        `replicas` and remove loft.sh/restoring, loft.sh/paused-replicas and loft.sh/paused-date."""
+        ...
+
+
+class SecretData(dict[str, bytes]):
+    """Secret data (holds private keys) whose repr names only the keys, so that tracebacks, logs and
+    test failures never show key material. Use it for every copy of NAME-certs data."""
+
+    def __repr__(self) -> str:
+        return f"<secret data: {len(self)} keys>"

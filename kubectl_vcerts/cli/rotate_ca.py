@@ -1,0 +1,274 @@
+"""`kubectl vcerts rotate-ca NAME`: a new CA (generated, or --ca-cert/--ca-key) and new leaves.
+
+After the change: optionally write a new admin kubeconfig (--kubeconfig-out), name the contexts of the
+user's kubeconfig that still trust the old CA (and with --update-kubeconfig fix them after backing the
+file up), and say what else must be done.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.cli.deps import Deps, get_deps
+from kubectl_vcerts.cli.files import backup_file, write_private_file
+from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption, parse_duration
+from kubectl_vcerts.cli.rotate import (
+    DeleteManualNodesOption,
+    FinishInterruptedOption,
+    ForceOption,
+    ManualSelectorOption,
+    NameArgument,
+    NoRestartOption,
+    NoRollbackOption,
+    PlatformContextOption,
+    PlatformKubeconfigOption,
+    PlatformVciOption,
+    TimeoutOption,
+    ValidityOption,
+    VclusterServerOption,
+    lock_seconds,
+    parse_timeout,
+    parse_validity,
+    run_operation,
+)
+from kubectl_vcerts.errors import InvalidInputError, UsageError
+from kubectl_vcerts.pki import CaMaterial
+from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.ports import CaChangeHook
+from kubectl_vcerts.rotation.recovery import Operation
+from kubectl_vcerts.rotation.workflow import OperationReport, OperationRequest
+
+
+def user_kubeconfig_path(deps: Deps) -> Path | None:
+    """The file kubectl uses: --kubeconfig, else the first existing $KUBECONFIG entry, else ~/.kube/config."""
+    if deps.target.kubeconfig:
+        return Path(deps.target.kubeconfig)
+    for entry in os.environ.get("KUBECONFIG", "").split(os.pathsep):
+        if entry and Path(entry).exists():
+            return Path(entry)
+    default = Path.home() / ".kube" / "config"
+    return default if default.exists() else None
+
+
+def kubeconfig_follow_up(
+    deps: Deps,
+    report: OperationReport,
+    *,
+    kubeconfig_out: Path | None,
+    overwrite: bool,
+    update_kubeconfig: bool,
+) -> list[str]:
+    """Write --kubeconfig-out, find (and optionally fix) stale contexts; return lines for the user.
+
+    The old CA and admin certificate come from the backup made before the write (also right when the
+    run finished an interrupted one)."""
+    from kubectl_vcerts.kube.backups import read_backup
+    from kubectl_vcerts.rotation import trust
+
+    plan = report.plan
+    vc = plan.vcluster
+    new = plan.new_data
+    lines: list[str] = ["", "What else to do after a CA change:"]
+    if kubeconfig_out is not None:
+        server = _vcluster_server(deps, vc)
+        write_private_file(kubeconfig_out, trust.admin_kubeconfig(new, server=server), overwrite=overwrite)
+        lines.append(
+            f"  - wrote a new admin kubeconfig to {kubeconfig_out} "
+            f"(mode 0600, server {server or 'from admin.conf'})"
+        )
+    path = user_kubeconfig_path(deps)
+    old_data = None
+    if report.backup:
+        old_data = read_backup(deps.session(), namespace=vc.namespace, name=report.backup).data
+    if old_data and path is not None:
+        doc = trust.load_kubeconfig(path.read_bytes(), where=str(path))
+        old_cert, _old_key = trust.admin_client_cert(old_data)
+        stale = trust.contexts_trusting(doc, trust.old_trust_anchors(old_data), old_cert)
+        if stale and update_kubeconfig:
+            new_cert, new_key = trust.admin_client_cert(new)
+            updated = trust.update_kubeconfig(
+                doc, stale, new_ca=trust.kubeconfig_ca(new), new_admin_cert=new_cert, new_admin_key=new_key
+            )
+            saved = backup_file(path, int(deps.now().timestamp()))
+            import yaml
+
+            write_private_file(
+                path, yaml.safe_dump(updated, sort_keys=False).encode(), overwrite=True, keep_mode=True
+            )
+            lines.append(
+                f"  - updated {len(stale)} context(s) in {path} (backup {saved}): "
+                + ", ".join(
+                    c.name + (" (CA + admin credentials)" if c.uses_old_admin_cert else " (CA)")
+                    for c in stale
+                )
+            )
+        elif stale:
+            lines.append(
+                f"  - these contexts in {path} still trust the old CA: {', '.join(c.name for c in stale)}"
+                f" (fix with --update-kubeconfig, or reconnect)"
+            )
+    lines.append(
+        f"  - reconnect: `vcluster connect {vc.name} -n {vc.namespace}` (kubeconfigs from before "
+        f"the change fail with a certificate error)"
+    )
+    if vc.private_nodes:
+        lines.append(
+            "  - private nodes: re-join every node with a token from `vcluster token create` and "
+            "`--force-join`; auto nodes: delete their NodeClaims on the Platform"
+        )
+    lines.append(
+        "  - vCluster Platform: the instance's kubeconfigs/access keys issued from the old CA must be "
+        "recreated"
+    )
+    lines.append(
+        f"  - service-account tokens keep working (sa.key is kept); "
+        f"{contract.kubeconfig_secret_name(vc.name)} is rewritten by vCluster on start"
+    )
+    return lines
+
+
+def _vcluster_server(deps: Deps, vc: VCluster) -> str | None:
+    from kubectl_vcerts.kube.backups import read_secret_value
+    from kubectl_vcerts.rotation import trust
+
+    config = read_secret_value(
+        deps.session(), namespace=vc.namespace, name=contract.kubeconfig_secret_name(vc.name), key="config"
+    )
+    return trust.server_of(config) if config else None
+
+
+def build_hooks(
+    *,
+    delete_manual_nodes: bool,
+    manual_selector: str | None,
+    vcluster_server: str | None,
+    platform_context: str | None,
+    platform_kubeconfig: str | None,
+    platform_vci: str | None,
+) -> Callable[[Deps, VCluster], list[CaChangeHook]]:
+    """A factory the workflow runner calls with (deps, vcluster) once the vCluster is found."""
+
+    def factory(deps: Deps, vcluster: VCluster) -> list[CaChangeHook]:
+        from kubectl_vcerts.cli.hooks import build_ca_change_hooks
+
+        return build_ca_change_hooks(
+            deps,
+            vcluster,
+            delete_manual_nodes=delete_manual_nodes,
+            manual_selector=manual_selector,
+            vcluster_server=vcluster_server,
+            platform_context=platform_context,
+            platform_kubeconfig=platform_kubeconfig,
+            platform_vci=platform_vci,
+        )
+
+    return factory
+
+
+def command(
+    ctx: typer.Context,
+    name: NameArgument,
+    ca_cert: Annotated[
+        Path | None, typer.Option("--ca-cert", help="Bring your own CA: certificate (PEM).", dir_okay=False)
+    ] = None,
+    ca_key: Annotated[
+        Path | None, typer.Option("--ca-key", help="Bring your own CA: private key (PEM).", dir_okay=False)
+    ] = None,
+    ca_validity: Annotated[str, typer.Option("--ca-validity", help="Validity of a generated CA.")] = "3650d",
+    kubeconfig_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig-out",
+            help="Write a new admin kubeconfig (mode 0600) for the new CA.",
+            dir_okay=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Let --kubeconfig-out replace an existing file.")
+    ] = False,
+    update_kubeconfig: Annotated[
+        bool,
+        typer.Option(
+            "--update-kubeconfig",
+            help="Replace the old CA (and old admin credentials) in your kubeconfig (backed up first).",
+        ),
+    ] = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    force: ForceOption = False,
+    no_restart: NoRestartOption = False,
+    no_rollback: NoRollbackOption = False,
+    timeout: TimeoutOption = "5m",
+    validity: ValidityOption = "365d",
+    finish_interrupted: FinishInterruptedOption = False,
+    delete_manual_nodes: DeleteManualNodesOption = False,
+    manual_selector: ManualSelectorOption = None,
+    vcluster_server: VclusterServerOption = None,
+    platform_context: PlatformContextOption = None,
+    platform_kubeconfig: PlatformKubeconfigOption = None,
+    platform_vci: PlatformVciOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Replace the CA of a vCluster (and every leaf). Existing kubeconfigs stop working."""
+    from kubectl_vcerts.rotation.lock import holder_identity
+
+    byo = load_byo_ca(ca_cert, ca_key, now=get_deps(ctx).now())
+    if kubeconfig_out is not None and kubeconfig_out.exists() and not overwrite and not dry_run:
+        raise UsageError(
+            f"{kubeconfig_out} exists", hint="pass --overwrite to replace it, or choose another file"
+        )
+    request = OperationRequest(
+        operation=Operation.ROTATE_CA,
+        holder=holder_identity("rotate-ca"),
+        force=force,
+        dry_run=dry_run,
+        restart=not no_restart,
+        rollback=not no_rollback,
+        timeout=parse_timeout(timeout),
+        leaf_validity=parse_validity(validity),
+        ca_validity=parse_duration(ca_validity, flag="--ca-validity"),
+        byo_ca=byo,
+        finish_interrupted=finish_interrupted,
+        lock_seconds=lock_seconds(),
+    )
+    hooks = build_hooks(
+        delete_manual_nodes=delete_manual_nodes,
+        manual_selector=manual_selector,
+        vcluster_server=vcluster_server,
+        platform_context=platform_context,
+        platform_kubeconfig=platform_kubeconfig,
+        platform_vci=platform_vci,
+    )
+
+    def after(deps: Deps, report: OperationReport) -> list[str]:
+        return kubeconfig_follow_up(
+            deps,
+            report,
+            kubeconfig_out=kubeconfig_out,
+            overwrite=overwrite,
+            update_kubeconfig=update_kubeconfig,
+        )
+
+    run_operation(ctx, name, request, output=output, yes=yes, hooks=hooks, after=after)
+
+
+def load_byo_ca(cert: Path | None, key: Path | None, *, now: datetime) -> CaMaterial | None:
+    """Validate --ca-cert/--ca-key before anything is read from the cluster."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UsageError("--ca-cert and --ca-key go together", hint="pass both files")
+    from kubectl_vcerts.pki import load_ca_material
+
+    try:
+        cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {exc.filename}: {exc.strerror}", hint="check the path") from exc
+    return load_ca_material(cert_pem, key_pem, now=now)

@@ -1,0 +1,141 @@
+"""PEM in, `cryptography` objects out: certificates, private keys, fingerprints, key matching.
+
+Every loader raises ``ValueError`` (never anything else) on bad input so callers can turn it into a
+finding or an ``InvalidPkiError``. Messages name what was wrong, never the bytes.
+
+Imports only the standard library and ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+# The key types a vCluster PKI can hold and that Go's crypto/tls accepts for certificates.
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+_CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
+
+
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """All CERTIFICATE blocks of a PEM bundle, in order; at least one."""
+    if _CERT_BEGIN not in data:
+        raise ValueError("no PEM CERTIFICATE block")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ValueError("malformed PEM certificate") from exc
+    if not certs:
+        raise ValueError("no PEM CERTIFICATE block")
+    for cert in certs:
+        try:
+            cert.extensions  # noqa: B018 - parsed lazily; fail here, not in a later check
+            cert.public_key()
+        except Exception as exc:  # ValueError or UnsupportedAlgorithm from the Rust parser
+            raise ValueError("certificate with malformed extensions or key") from exc
+    return certs
+
+
+def first_certificate(data: bytes) -> x509.Certificate:
+    """The first certificate of a PEM bundle (vCluster's splitCACert takes the first block too)."""
+    return load_certificates(data)[0]
+
+
+def load_private_key(data: bytes, *, validate: bool = True) -> PrivateKey:
+    """``validate=False`` skips OpenSSL's RSA consistency check (~40 ms a key): fine when the key is
+    only compared with a certificate, never used to sign."""
+    try:
+        key = serialization.load_pem_private_key(data, password=None,
+                                                 unsafe_skip_rsa_key_validation=not validate)
+    except (ValueError, TypeError) as exc:  # TypeError: encrypted key
+        raise ValueError("not an unencrypted PEM private key") from exc
+    except Exception as exc:  # cryptography.exceptions.UnsupportedAlgorithm
+        raise ValueError("unsupported private key") from exc
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise ValueError(f"unsupported private key type {type(key).__name__}")
+    return key
+
+
+def load_public_key(data: bytes) -> PublicKey:
+    try:
+        key = serialization.load_pem_public_key(data)
+    except Exception as exc:
+        raise ValueError("not a PEM public key") from exc
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        raise ValueError(f"unsupported public key type {type(key).__name__}")
+    return key
+
+
+def public_key_of(cert: x509.Certificate) -> PublicKey:
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        raise ValueError(f"unsupported public key type {type(key).__name__}")
+    return key
+
+
+def _spki(key: PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_matches(public: PublicKey, private: PrivateKey) -> bool:
+    return _spki(public) == _spki(private.public_key())
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 over the DER encoding, as ``sha256:<lowercase hex>``."""
+    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """True when ``cert`` names ``ca`` as issuer and carries a valid signature by its key."""
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key: PrivateKey, *, like: bytes | None = None) -> bytes:
+    """Serialise like the key it replaces: PKCS#8 when that was PKCS#8, else the traditional
+    form kubeadm writes (``RSA PRIVATE KEY`` PKCS#1, ``EC PRIVATE KEY`` SEC1)."""
+    pkcs8 = isinstance(key, ed25519.Ed25519PrivateKey) or (
+        like is not None and b"-----BEGIN PRIVATE KEY-----" in like)
+    fmt = serialization.PrivateFormat.PKCS8 if pkcs8 else serialization.PrivateFormat.TraditionalOpenSSL
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+def public_pem(key: PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def common_name(name: x509.Name) -> str:
+    values = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(values[0].value) if values else ""
+
+
+def organizations(name: x509.Name) -> tuple[str, ...]:
+    return tuple(str(a.value) for a in name.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME))
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    """BasicConstraints CA:TRUE and, when KeyUsage is present, keyCertSign."""
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not bc.ca:
+        return False
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ku.key_cert_sign

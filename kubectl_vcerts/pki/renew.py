@@ -1,0 +1,152 @@
+"""Renew the leaf certificates of a vCluster PKI under the CAs it already has.
+
+New key and serial for the seven leaves and the client certificates of the three kubeconfigs; the rest
+of each certificate is cloned (see :mod:`kubectl_vcerts.pki.issue`). CA entries and ``sa.*`` stay
+byte-identical; kubeconfigs keep server, names and CA data. In the k3s split layout apiserver.crt is
+signed by server-ca (as vCluster's ``ensureAPIServerServingCertSignedByServerCA`` does). Works with
+expired leaves and even an expired CA (the signature is still valid; restoring trust is rotate-ca's job).
+
+Validity must outlive vCluster's start-up renewal window (<= 90 days, vCluster >= 0.33) unless
+``allow_short``. Kubeconfig client certificates get NotBefore = their CA's NotBefore, as kubeadm does.
+
+Imports only the standard library, ``cryptography``, PyYAML and sibling pki modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cryptography import x509
+
+from kubectl_vcerts.errors import InvalidInputError, InvalidPkiError
+from kubectl_vcerts.pki.catalogue import KUBECONFIGS, LEAVES, CatalogueEntry
+from kubectl_vcerts.pki.change import EntryChange, PkiChange
+from kubectl_vcerts.pki.issue import renew
+from kubectl_vcerts.pki.kubeconfig import parse_kubeconfig, replace_credentials
+from kubectl_vcerts.pki.layout import ca_fingerprint, serving_ca_key
+from kubectl_vcerts.pki.parse import PrivateKey, cert_pem, first_certificate, key_pem, load_private_key
+
+RENEWAL_THRESHOLD = timedelta(days=90)  # contract.VCLUSTER_RENEWAL_THRESHOLD_DAYS
+_HINT = "restore a complete PKI (`kubectl vcerts restore`) or create a new one (`kubectl vcerts rotate-ca`)"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A CA able to sign: its certificate and key (which never appears in a repr)."""
+
+    secret_key: str
+    certificate: x509.Certificate
+    key: PrivateKey = field(repr=False)
+
+
+def check_validity(validity: timedelta, *, allow_short: bool, what: str = "leaf validity") -> None:
+    if validity <= timedelta(0):
+        raise InvalidInputError(f"{what} must be positive", hint="pass a duration such as 365d")
+    if validity <= RENEWAL_THRESHOLD and not allow_short:
+        raise InvalidInputError(
+            f"{what} of {validity.days} days is within vCluster's 90-day start-up renewal window",
+            hint="choose more than 90 days (vCluster >= 0.33 would replace the certificates at start-up), "
+                 "or force it explicitly",
+        )
+
+
+def require_certificate(data: Mapping[str, bytes], key: str) -> x509.Certificate:
+    raw = data.get(key)
+    if not raw:
+        raise InvalidPkiError(f"{key} is missing from the PKI; its profile cannot be cloned", hint=_HINT)
+    try:
+        return first_certificate(raw)
+    except ValueError as exc:
+        raise InvalidPkiError(f"{key} cannot be parsed ({exc})", hint=_HINT) from exc
+
+
+def require_key(data: Mapping[str, bytes], key: str) -> PrivateKey:
+    raw = data.get(key)
+    if not raw:
+        raise InvalidPkiError(f"{key} is missing from the PKI", hint=_HINT)
+    try:
+        return load_private_key(raw)
+    except ValueError as exc:
+        raise InvalidPkiError(f"{key} cannot be parsed ({exc})", hint=_HINT) from exc
+
+
+def load_signer(data: Mapping[str, bytes], cert_key: str) -> Signer:
+    return Signer(cert_key, require_certificate(data, cert_key),
+                  require_key(data, cert_key.removesuffix(".crt") + ".key"))
+
+
+def issuer_of(item: CatalogueEntry, serving_ca: str) -> str:
+    """The CA entry that signs ``item``: apiserver.crt is signed by the serving CA (server-ca in the
+    k3s split, else ca)."""
+    return serving_ca if item.path == "apiserver.crt" else str(item.issuer)
+
+
+def reissue_leaves(source: Mapping[str, bytes], signers: Mapping[str, Signer], *, now: datetime,
+                   validity: timedelta, serving_ca: str, serving_ca_pem: bytes | None) -> dict[str, bytes]:
+    """New leaves and kubeconfig credentials cloned from ``source``, signed by ``signers`` (by the
+    secret key of the CA each catalogue entry names). ``serving_ca_pem`` replaces kubeconfig CA data."""
+    out: dict[str, bytes] = {}
+    for item in LEAVES:
+        signer = signers[issuer_of(item, serving_ca)]
+        old = require_certificate(source, item.secret_key)
+        cert, key = renew(old, signer=signer.key, issuer=signer.certificate, now=now, validity=validity)
+        out[item.secret_key] = cert_pem(cert)
+        out[str(item.pair)] = key_pem(key, like=source.get(str(item.pair)))
+    for item in KUBECONFIGS:
+        raw = source.get(item.secret_key)
+        if not raw:
+            raise InvalidPkiError(f"{item.secret_key} is missing from the PKI; its profile cannot be cloned",
+                                  hint=_HINT)
+        try:
+            parts = parse_kubeconfig(raw)
+            old = first_certificate(parts.client_cert_pem)
+        except ValueError as exc:
+            raise InvalidPkiError(f"{item.secret_key} is not a usable kubeconfig ({exc})",
+                                  hint=_HINT) from exc
+        signer = signers[str(item.issuer)]
+        cert, key = renew(old, signer=signer.key, issuer=signer.certificate, now=now, validity=validity,
+                          not_before=signer.certificate.not_valid_before_utc)
+        out[item.secret_key] = replace_credentials(raw, client_cert_pem=cert_pem(cert),
+                                                   client_key_pem=key_pem(key, like=parts.client_key_pem),
+                                                   ca_pem=serving_ca_pem)
+    return out
+
+
+def not_after_of(data: Mapping[str, bytes], key: str) -> datetime | None:
+    """NotAfter of a certificate entry (or a kubeconfig's client certificate); None when unreadable."""
+    raw = data.get(key)
+    if not raw:
+        return None
+    try:
+        if key.endswith(".conf"):
+            return first_certificate(parse_kubeconfig(raw).client_cert_pem).not_valid_after_utc
+        if key.endswith(".crt"):
+            return first_certificate(raw).not_valid_after_utc
+    except ValueError:
+        return None
+    return None
+
+
+def describe_changes(old: Mapping[str, bytes], new: Mapping[str, bytes],
+                     actions: Mapping[str, str]) -> tuple[EntryChange, ...]:
+    return tuple(
+        EntryChange(secret_key=key, action=action, old_not_after=not_after_of(old, key),
+                    new_not_after=not_after_of(new, key))
+        for key, action in sorted(actions.items()) if old.get(key) != new.get(key)
+    )
+
+
+def renew_leaves(data: Mapping[str, bytes], *, now: datetime, validity: timedelta = timedelta(days=365),
+                 allow_short: bool = False) -> PkiChange:
+    """Renew every leaf and kubeconfig client certificate under the existing CAs; ``data`` is not mutated."""
+    check_validity(validity, allow_short=allow_short)
+    serving_ca = serving_ca_key(data)
+    needed = {issuer_of(item, serving_ca) for item in (*LEAVES, *KUBECONFIGS)}
+    signers = {key: load_signer(data, key) for key in sorted(needed)}
+    renewed = reissue_leaves(data, signers, now=now, validity=validity, serving_ca=serving_ca,
+                             serving_ca_pem=None)
+    new = {**data, **renewed}
+    return PkiChange(data=new, changes=describe_changes(data, new, dict.fromkeys(renewed, "renewed")),
+                     ca_fingerprint=ca_fingerprint(new))

@@ -1,0 +1,209 @@
+"""Pure planning for rotate, rotate-ca and restore: refusals, new data, restart order, backup name.
+
+Nothing here talks to the cluster or reads a clock: the vCluster, the secret data and `now` come in,
+a `RotationPlan` comes out, which --dry-run prints and the workflow then carries out.
+Imports pki, rotation model/ports/recovery, contract and errors only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, NotReadyError, UnsupportedError
+from kubectl_vcerts.pki import EntryChange, Status, inspect_pki
+from kubectl_vcerts.rotation.model import Distro, PodState, VCluster
+from kubectl_vcerts.rotation.ports import BackupRecord
+from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, RestartMode
+
+CA_KEYS = ("ca.key", "front-proxy-ca.key", "etcd-ca.key")
+
+
+@dataclass(frozen=True)
+class RestartStep:
+    """Pods deleted together, then waited for (their replacements Running and Ready)."""
+
+    group: str  # "etcd", "control-plane" or "all"
+    pods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RotationPlan:
+    """What an operation will do. `new_data` holds private keys: never print or log it."""
+
+    operation: Operation
+    vcluster: VCluster
+    source_resource_version: str
+    backup_name: str
+    changes: tuple[EntryChange, ...]
+    old_ca_fingerprint: str | None
+    new_ca_fingerprint: str
+    restart_mode: RestartMode
+    restart_steps: tuple[RestartStep, ...]
+    restart: bool
+    ca_change: bool
+    new_data: dict[str, bytes] = field(repr=False)
+    resume: OperationRecord | None = None  # an interrupted run of this operation we finish instead
+    finish_interrupted_replicas: int | None = None  # undo an interrupted `vcluster certs rotate`
+    source: str = ""  # restore: where the data comes from (backup name or directory)
+    notes: tuple[str, ...] = ()
+    hook_lines: tuple[str, ...] = ()
+
+    @property
+    def restart_pods(self) -> tuple[str, ...]:
+        return tuple(pod for step in self.restart_steps for pod in step.pods)
+
+
+def check_supported(vcluster: VCluster, *, force: bool, finish_interrupted: bool) -> None:
+    """Refuse (raise) what we must not touch; nothing has been changed when this raises."""
+    if vcluster.distro in (Distro.K3S, Distro.K0S):
+        raise UnsupportedError(
+            f"vCluster {vcluster.ref} uses the {vcluster.distro} distribution; only k8s keeps its PKI "
+            f"in {contract.certs_secret_name(vcluster.name)} in the layout kubectl vcerts rotates",
+            hint="upgrade the vCluster to the k8s distribution (vCluster >= 0.25 migrates k3s) first",
+        )
+    if vcluster.distro != Distro.K8S:
+        raise UnsupportedError(
+            f"cannot tell the distribution of vCluster {vcluster.ref} "
+            f"(secret {contract.config_secret_name(vcluster.name)})",
+            hint="kubectl vcerts supports the k8s distribution only",
+        )
+    if vcluster.restoring:
+        if not finish_interrupted:
+            replicas = vcluster.annotations.get(contract.PAUSED_REPLICAS_ANNOTATION, "?")
+            raise NotReadyError(
+                f"vCluster {vcluster.ref} was left at 0 replicas with {contract.RESTORING_ANNOTATION} by an "
+                f"interrupted `vcluster certs rotate` (paused replicas: {replicas})",
+                hint="pass --finish-interrupted to scale it back and remove the pause annotations first",
+            )
+        return
+    if not vcluster.is_running and not force:
+        shown = vcluster.status or "no pods"
+        raise NotReadyError(
+            f"vCluster {vcluster.ref} has status {shown!r}, not Running",
+            hint="vCluster requires a Running control plane; pass --force to rotate a crash-looping one",
+        )
+
+
+def interrupted_replicas(vcluster: VCluster) -> int:
+    """How many replicas an interrupted `vcluster certs rotate` paused (its annotation, else spec)."""
+    text = vcluster.annotations.get(contract.PAUSED_REPLICAS_ANNOTATION, "")
+    if text.strip().isdigit() and int(text) > 0:
+        return int(text)
+    return max(vcluster.replicas, 1)
+
+
+def check_pki_usable(data: Mapping[str, bytes], *, now: datetime, operation: Operation, where: str) -> None:
+    """The source of a leaf renewal must have every CA with its key; else say what to do instead."""
+    missing = [key for key in CA_KEYS if not data.get(key)]
+    missing += [
+        key
+        for key in ("ca.crt", "front-proxy-ca.crt", "etcd-ca.crt", "sa.key", "sa.pub")
+        if not data.get(key)
+    ]
+    if missing:
+        raise InvalidPkiError(
+            f"{where} is missing {', '.join(sorted(missing))}",
+            hint="put a good PKI back with `kubectl vcerts restore` (or create a new CA with "
+            "`kubectl vcerts rotate-ca`)"
+            if operation is Operation.ROTATE
+            else "restore a complete backup with `kubectl vcerts restore NAME --backup ID`",
+        )
+    if operation is Operation.ROTATE:
+        report = inspect_pki(data, now=now)
+        bad = [
+            info.secret_key
+            for info in report.certificates
+            if info.kind == "ca" and info.status in (Status.EXPIRED, Status.INVALID)
+        ]
+        if bad:
+            raise InvalidPkiError(
+                f"{where}: CA certificate(s) {', '.join(sorted(bad))} expired or invalid; renewing leaves "
+                f"under them would not help",
+                hint="create a new CA with `kubectl vcerts rotate-ca` (or restore a good backup)",
+            )
+
+
+def check_restore_source(data: Mapping[str, bytes], *, now: datetime, where: str) -> None:
+    """A restore source must be complete: every catalogue key present and parseable."""
+    report = inspect_pki(data, now=now)
+    broken = sorted({f.secret_key for f in report.findings if f.status is Status.INVALID})
+    if broken:
+        raise InvalidPkiError(
+            f"{where} is incomplete or corrupt: {', '.join(broken)}",
+            hint="choose another backup (`kubectl vcerts backups list NAME`) or a complete directory",
+        )
+    check_pki_usable(data, now=now, operation=Operation.RESTORE, where=where)
+
+
+def choose_restart_mode(
+    vcluster: VCluster, *, ca_change: bool, resume: OperationRecord | None
+) -> RestartMode:
+    """Roll one pod at a time only when that keeps something available and peers share a CA."""
+    if ca_change or (resume is not None and resume.ca_change):
+        return RestartMode.TOGETHER  # peers with different CAs cannot talk
+    pods = [p for p in vcluster.pods if not _terminating(p)] + [
+        p for p in vcluster.etcd_pods if not _terminating(p)
+    ]
+    if not pods or not all(p.ready for p in pods):
+        return RestartMode.TOGETHER  # nothing available to keep available (e.g. expired PKI)
+    return RestartMode.ROLLING
+
+
+def _terminating(pod: PodState) -> bool:
+    return pod.status == "Terminating"
+
+
+def plan_restart(vcluster: VCluster, mode: RestartMode) -> tuple[RestartStep, ...]:
+    """Deployed etcd first, then the control plane; one pod per step when rolling."""
+    etcd = sorted(p.name for p in vcluster.etcd_pods if not _terminating(p))
+    control = sorted(p.name for p in vcluster.pods if not _terminating(p))
+    if mode is RestartMode.TOGETHER:
+        return (RestartStep("all", tuple(etcd + control)),) if etcd or control else ()
+    return tuple(
+        [RestartStep("etcd", (pod,)) for pod in etcd]
+        + [RestartStep("control-plane", (pod,)) for pod in control]
+    )
+
+
+def backup_name(vcluster: VCluster, now: datetime) -> str:
+    return contract.backup_secret_name(vcluster.name, int(now.timestamp()))
+
+
+def resolve_backup(records: Sequence[BackupRecord], ident: str, *, vcluster: VCluster) -> BackupRecord:
+    """`latest`, the unix-time suffix, or the full Secret name."""
+    if not records:
+        raise NotFoundError(
+            f"vCluster {vcluster.ref} has no backups",
+            hint="backups are made by rotate, rotate-ca and restore; use --from-dir for a PKI directory",
+        )
+    ordered = sorted(records, key=lambda r: (r.created, r.name), reverse=True)
+    if ident in ("latest", ""):
+        return ordered[0]
+    wanted = {ident, contract.backup_secret_name(vcluster.name, int(ident)) if ident.isdigit() else ident}
+    for record in ordered:
+        if record.name in wanted:
+            return record
+    raise NotFoundError(
+        f"backup {ident!r} of vCluster {vcluster.ref} not found",
+        hint=f"list them with `kubectl vcerts backups list {vcluster.name} -n {vcluster.namespace}`",
+    )
+
+
+def select_prunable(records: Sequence[BackupRecord], *, keep: int) -> list[BackupRecord]:
+    """The backups beyond the `keep` newest, oldest last."""
+    ordered = sorted(records, key=lambda r: (r.created, r.name), reverse=True)
+    return ordered[max(keep, 0) :]
+
+
+def describe_validity(changes: Sequence[EntryChange]) -> tuple[datetime | None, datetime | None]:
+    """(earliest, latest) new NotAfter among the changed entries, for the plan summary."""
+    ends = [c.new_not_after for c in changes if c.new_not_after is not None]
+    return (min(ends), max(ends)) if ends else (None, None)
+
+
+def leaf_validity_ok(validity: timedelta) -> bool:
+    """vCluster >= 0.33 re-issues leaves with <= 90 days left at start-up: ours must outlive that."""
+    return validity > timedelta(days=contract.VCLUSTER_RENEWAL_THRESHOLD_DAYS)

@@ -1,0 +1,496 @@
+"""Recycling the NodeClaims of one VirtualClusterInstance after a CA change, losing nothing.
+
+Shared by the platform hook (one pass per reconcile) and `kubectl vcerts nodeclaims recycle` (passes
+until done). The order makes every crash recoverable:
+
+1. record every claim (name, uid, spec, labels, annotations) in the instance's annotation
+   `contract.RECYCLE_RECORD_ANNOTATION`, one resourceVersion-guarded write, BEFORE deleting anything;
+2. delete each recorded claim, guarded by its uid (a claim recreated under the same name is never
+   deleted), and wait until each recorded uid is gone (finalizers may hold it);
+3. note in the record when all were gone, then give the Platform a grace period to recreate them;
+4. recreate the recorded claims nothing covers (see `missing_claims`), under their own name when free;
+5. in one guarded write, drop the record and set `nodeclaims-recycled` to the CA-change marker.
+
+A pass reads the instance and the claims again each time, so re-running any step is harmless.
+
+Why an annotation and not a ConfigMap: the record and the phase change in the same atomic write
+as the instance (no orphan objects, no extra RBAC in every project namespace, visible with
+`kubectl get -o yaml`). Annotations share 256 KiB per object; a record beyond `MAX_RECORD_BYTES`
+(roughly 100+ claims) is refused with an Event before anything is deleted.
+
+Pure parts (records, `plan_step`, `missing_claims`) take `now`; the driver talks through `RecyclePort`.
+Imports contract, errors and rotation.ports only: no kubernetes, typer or rich.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.errors import ConflictError, InvalidInputError, OperationTimeoutError
+from kubectl_vcerts.rotation.ports import Clock, Progress, ProgressEvent, no_progress
+
+RECORD_VERSION = 1
+MAX_RECORD_BYTES = 200 * 1024
+# Spec fields the Platform fills in itself after a claim is created; ignored when matching a claim
+# the Platform recreated under a new name against the record.
+PLATFORM_SET_SPEC_FIELDS = frozenset({"typeRef", "displayName"})
+# Annotations that belong to the old object, not to a recreated one.
+DROPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+
+
+class RecreatePolicy(StrEnum):
+    MISSING = "missing"  # wait the grace period, then recreate what the Platform did not
+    ALWAYS = "always"  # no grace period: recreate every recorded claim nothing covers at once
+    NEVER = "never"  # delete only; the Platform recreates
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A VirtualClusterInstance as the recycle sees it."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A NodeClaim as observed."""
+
+    namespace: str
+    name: str
+    uid: str
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    deleting: bool = False
+    finalizers: tuple[str, ...] = ()
+    phase: str = ""
+
+    @property
+    def vcluster(self) -> str | None:
+        value = self.spec.get(contract.NODECLAIM_VCLUSTER_FIELD)
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class RecordedClaim:
+    """What is kept of a claim to recreate it."""
+
+    name: str
+    uid: str
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, claim: Claim) -> RecordedClaim:
+        annotations = {k: v for k, v in claim.annotations.items() if k not in DROPPED_ANNOTATIONS}
+        return cls(name=claim.name, uid=claim.uid, spec=dict(claim.spec), labels=dict(claim.labels),
+                   annotations=annotations)
+
+
+@dataclass(frozen=True)
+class RecycleRecord:
+    """The durable record kept on the instance while a recycle is under way."""
+
+    marker: str | None  # the ca-rotated value this recycle answers (None: a manual recycle)
+    policy: RecreatePolicy
+    started: datetime
+    gone_at: datetime | None
+    claims: tuple[RecordedClaim, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "version": RECORD_VERSION,
+            "marker": self.marker,
+            "policy": self.policy.value,
+            "started": format_time(self.started),
+            "goneAt": format_time(self.gone_at) if self.gone_at else None,
+            "claims": [{"name": c.name, "uid": c.uid, "spec": c.spec, "labels": c.labels,
+                        "annotations": c.annotations} for c in self.claims],
+        }, sort_keys=True, separators=(",", ":"))
+
+
+def format_time(when: datetime) -> str:
+    """RFC 3339 in UTC with a Z, second precision (what the annotations hold)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str, *, what: str) -> datetime:
+    """Parse an RFC 3339 time; naive or unparseable values raise InvalidInputError."""
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidInputError(f"{what}: {text!r} is not an RFC 3339 time",
+                                hint="write it like 2026-11-29T04:00:00Z")
+    return parsed.astimezone(UTC)
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} is not an object", hint="fix or remove the record annotation")
+    return value
+
+
+def parse_record(text: str, *, where: str) -> RecycleRecord:
+    """Read the record annotation back; anything malformed raises InvalidInputError (no action)."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{where}: {contract.RECYCLE_RECORD_ANNOTATION} is not JSON",
+                                hint="fix or remove the annotation by hand") from exc
+    doc = _mapping(raw, f"{where}: {contract.RECYCLE_RECORD_ANNOTATION}")
+    if doc.get("version") != RECORD_VERSION:
+        raise InvalidInputError(f"{where}: record version {doc.get('version')!r} is not {RECORD_VERSION}",
+                                hint="finish the recycle with the kubectl vcerts release that started it")
+    try:
+        policy = RecreatePolicy(str(doc.get("policy")))
+    except ValueError as exc:
+        raise InvalidInputError(f"{where}: record policy {doc.get('policy')!r} is unknown",
+                                hint="use missing, always or never") from exc
+    claims: list[RecordedClaim] = []
+    raw_claims = doc.get("claims")
+    if not isinstance(raw_claims, list):
+        raise InvalidInputError(f"{where}: record has no claims list", hint="fix or remove the annotation")
+    for item in raw_claims:
+        entry = _mapping(item, f"{where}: a recorded claim")
+        name, uid = entry.get("name"), entry.get("uid")
+        if not isinstance(name, str) or not isinstance(uid, str) or not name or not uid:
+            raise InvalidInputError(f"{where}: a recorded claim lacks name or uid", hint="fix the annotation")
+        claims.append(RecordedClaim(
+            name=name, uid=uid, spec=_mapping(entry.get("spec"), f"{where}: spec of {name}"),
+            labels=_mapping(entry.get("labels") or {}, f"{where}: labels of {name}"),
+            annotations=_mapping(entry.get("annotations") or {}, f"{where}: annotations of {name}")))
+    marker = doc.get("marker")
+    if marker is not None and not isinstance(marker, str):
+        raise InvalidInputError(f"{where}: record marker is not a string", hint="fix the annotation")
+    started = doc.get("started")
+    gone = doc.get("goneAt")
+    return RecycleRecord(
+        marker=marker,
+        policy=policy,
+        started=parse_time(str(started), what=f"{where}: record start"),
+        gone_at=parse_time(str(gone), what=f"{where}: record goneAt") if gone is not None else None,
+        claims=tuple(claims),
+    )
+
+
+def validate_claim(claim: Claim) -> None:
+    """A claim we could not recreate faithfully is invalid: refuse before deleting anything."""
+    provider = claim.spec.get("providerRef")
+    if not isinstance(provider, str) or not provider:
+        raise InvalidInputError(
+            f"nodeclaim {claim.name} in namespace {claim.namespace} has no spec.providerRef",
+            hint="fix the NodeClaim; nothing was deleted")
+
+
+def signature(spec: Mapping[str, Any]) -> str:
+    """What the requester of a claim sets: the spec without the fields the Platform fills in."""
+    return json.dumps({k: v for k, v in spec.items() if k not in PLATFORM_SET_SPEC_FIELDS},
+                      sort_keys=True, separators=(",", ":"))
+
+
+def missing_claims(record: RecycleRecord, present: Sequence[Claim]) -> tuple[RecordedClaim, ...]:
+    """Recorded claims nothing present covers. Never counts one present claim twice.
+
+    A present claim (not one of the recorded uids, not being deleted) covers a recorded claim when,
+    in this order: it carries `recreated-from: <recorded uid>` (we made it); it has the recorded name
+    (the Platform or we recreated it under the same name); its spec matches the recorded spec apart
+    from Platform-set fields (the Platform recreated it under a new name). Counting matches one to
+    one is what keeps the recycle from creating duplicates.
+    """
+    recorded_uids = {c.uid for c in record.claims}
+    candidates = [c for c in present if c.uid not in recorded_uids and not c.deleting]
+    used: set[str] = set()
+    uncovered = list(record.claims)
+
+    def cover(match: Any) -> None:
+        for rec in list(uncovered):
+            found = next((c for c in candidates if c.uid not in used and match(rec, c)), None)
+            if found is not None:
+                used.add(found.uid)
+                uncovered.remove(rec)
+
+    cover(lambda rec, c: c.annotations.get(contract.RECREATED_FROM_ANNOTATION) == rec.uid)
+    cover(lambda rec, c: c.name == rec.name)
+    cover(lambda rec, c: signature(c.spec) == signature(rec.spec))
+    return tuple(uncovered)
+
+
+class StepKind(StrEnum):
+    DELETE = "delete"
+    WAIT = "wait"
+    MARK_GONE = "mark-gone"
+    CREATE = "create"
+    FINISH = "finish"
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    delete: tuple[Claim, ...] = ()
+    create: tuple[RecordedClaim, ...] = ()
+    reason: str = ""
+    wait_until: datetime | None = None
+
+
+def plan_step(record: RecycleRecord, claims: Sequence[Claim], *, now: datetime, grace: timedelta) -> Step:
+    """The next thing to do, from the record and the claims present now. Pure."""
+    by_uid = {c.uid: c for c in claims}
+    still = [by_uid[r.uid] for r in record.claims if r.uid in by_uid]
+    to_delete = tuple(c for c in still if not c.deleting)
+    if to_delete:
+        return Step(StepKind.DELETE, delete=to_delete)
+    if still:
+        held = sorted({f for c in still for f in c.finalizers})
+        return Step(StepKind.WAIT, reason=f"{len(still)} claim(s) still terminating"
+                    + (f" (finalizers: {', '.join(held)})" if held else ""))
+    if record.gone_at is None:
+        return Step(StepKind.MARK_GONE)
+    if record.policy is RecreatePolicy.NEVER:
+        return Step(StepKind.FINISH)
+    missing = missing_claims(record, claims)
+    if not missing:
+        return Step(StepKind.FINISH)
+    grace_end = record.gone_at + grace
+    if record.policy is RecreatePolicy.MISSING and now < grace_end:
+        return Step(StepKind.WAIT, reason=f"grace period for the Platform: {len(missing)} claim(s) missing",
+                    wait_until=grace_end)
+    return Step(StepKind.CREATE, create=missing)
+
+
+# --- the driver -------------------------------------------------------------------------------------
+
+
+class RecyclePort(Protocol):
+    """What the recycle needs from the Platform cluster (kube.platform.PlatformGateway)."""
+
+    def read_instance(self, namespace: str, name: str) -> Instance: ...
+
+    def list_claims(self, namespace: str, vcluster: str) -> list[Claim]:
+        """NodeClaims in `namespace` whose spec.vClusterRef is `vcluster`."""
+        ...
+
+    def annotate_instance(self, instance: Instance, changes: Mapping[str, str | None], *,
+                          dry_run: bool = False) -> Instance:
+        """Merge annotations (None removes), guarded by instance.resource_version (ConflictError)."""
+        ...
+
+    def delete_claim(self, namespace: str, name: str, *, uid: str) -> None:
+        """Delete guarded by uid; already gone is fine."""
+        ...
+
+    def create_claim(self, namespace: str, *, name: str | None, generate_name: str | None,
+                     spec: Mapping[str, Any], labels: Mapping[str, str],
+                     annotations: Mapping[str, str]) -> Claim:
+        """Create; an existing name raises ConflictError."""
+        ...
+
+    def record_event(self, instance: Instance, *, reason: str, message: str, warning: bool = False) -> None:
+        ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    policy: RecreatePolicy = RecreatePolicy.MISSING
+    grace: timedelta = timedelta(minutes=5)
+    poll: float = 2.0  # seconds between looks while claims terminate
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass did. `done`: the record is gone and the marker set."""
+
+    instance: str
+    done: bool
+    requeue_after: float | None = None
+    deleted: tuple[str, ...] = ()
+    recreated: tuple[str, ...] = ()
+    started: bool = False
+    plan: tuple[str, ...] = ()  # dry run: what would be done
+    waiting: str = ""
+
+
+def recycle_pass(port: RecyclePort, namespace: str, name: str, *, marker: str | None, settings: Settings,
+                 now: datetime, dry_run: bool = False, progress: Progress = no_progress) -> PassResult:
+    """Advance the recycle of one instance as far as it goes without waiting. Idempotent.
+
+    Starts a recycle (writes the record) when the instance has none, else resumes the record (its own
+    marker wins over `marker`, so a recycle interrupted by a newer CA change completes first).
+    Raises InvalidInputError for invalid objects (nothing is changed) and ConflictError when the
+    instance changed under us (run the pass again).
+    """
+    instance = port.read_instance(namespace, name)
+    where = f"virtualclusterinstance {name} in namespace {namespace}"
+    text = instance.annotations.get(contract.RECYCLE_RECORD_ANNOTATION)
+    deleted: list[str] = []
+    recreated: list[str] = []
+    started = False
+    if text is None:
+        claims = port.list_claims(namespace, name)
+        for claim in claims:
+            validate_claim(claim)
+        recorded = tuple(RecordedClaim.of(c) for c in sorted(claims, key=lambda c: c.name))
+        record = RecycleRecord(marker=marker, policy=settings.policy, started=now, gone_at=None,
+                               claims=recorded)
+        encoded = record.to_json()
+        if len(encoded.encode()) > MAX_RECORD_BYTES:
+            raise InvalidInputError(f"{where}: the record of {len(claims)} claims exceeds {MAX_RECORD_BYTES} "
+                                    "bytes", hint="recycle the claims by hand; nothing was deleted")
+        if dry_run:
+            plan = [f"record {len(claims)} nodeclaim(s) in {contract.RECYCLE_RECORD_ANNOTATION} on {where}"]
+            plan += [f"delete nodeclaim {c.name} (uid {c.uid}) and wait until it is gone" for c in claims]
+            plan.append(_recreate_plan(settings))
+            if marker is not None:
+                plan.append(f"set {contract.NODECLAIMS_RECYCLED_ANNOTATION}={marker}")
+            return PassResult(instance=instance.key, done=False, plan=tuple(plan))
+        instance = port.annotate_instance(instance, {contract.RECYCLE_RECORD_ANNOTATION: encoded})
+        started = True
+        progress(ProgressEvent("record", f"recorded {len(claims)} nodeclaim(s) on {where}"))
+        port.record_event(instance, reason="RecycleStarted",
+                          message=f"recorded {len(claims)} NodeClaim(s); deleting them"
+                          + (f" after CA change {marker}" if marker else ""))
+    else:
+        record = parse_record(text, where=where)
+        if dry_run:
+            return PassResult(instance=instance.key, done=False,
+                              plan=(f"resume the recycle recorded on {where} ({len(record.claims)} claims)",))
+
+    for _ in range(6):  # each step changes what the next observation shows; a pass ends at WAIT/FINISH
+        claims = port.list_claims(namespace, name)
+        step = plan_step(record, claims, now=now, grace=settings.grace)
+        if step.kind is StepKind.DELETE:
+            for claim in step.delete:
+                port.delete_claim(namespace, claim.name, uid=claim.uid)
+                deleted.append(claim.name)
+                progress(ProgressEvent("delete", f"deleted nodeclaim {claim.name}"))
+            continue
+        if step.kind is StepKind.MARK_GONE:
+            record = RecycleRecord(marker=record.marker, policy=record.policy, started=record.started,
+                                   gone_at=now, claims=record.claims)
+            instance = port.annotate_instance(instance,
+                                              {contract.RECYCLE_RECORD_ANNOTATION: record.to_json()})
+            progress(ProgressEvent("gone", f"all {len(record.claims)} recorded nodeclaim(s) are gone"))
+            continue
+        if step.kind is StepKind.CREATE:
+            for rec in step.create:
+                made = _recreate(port, namespace, rec, taken={c.name for c in claims})
+                recreated.append(made)
+                progress(ProgressEvent("recreate", f"recreated nodeclaim {made} from the record"))
+            continue
+        if step.kind is StepKind.WAIT:
+            delay = settings.poll
+            if step.wait_until is not None:
+                delay = max(0.05, min((step.wait_until - now).total_seconds(), settings.poll * 5))
+            progress(ProgressEvent("wait", step.reason))
+            return PassResult(instance=instance.key, done=False, requeue_after=delay, deleted=tuple(deleted),
+                              recreated=tuple(recreated), started=started, waiting=step.reason)
+        # FINISH: one guarded write drops the record and sets the marker.
+        changes: dict[str, str | None] = {contract.RECYCLE_RECORD_ANNOTATION: None}
+        if record.marker is not None:
+            changes[contract.NODECLAIMS_RECYCLED_ANNOTATION] = record.marker
+        instance = port.annotate_instance(instance, changes)
+        present = len([c for c in claims if not c.deleting])
+        port.record_event(instance, reason="Recycled",
+                          message=f"recycled {len(record.claims)} NodeClaim(s); {present} present now"
+                          + (f"; {contract.NODECLAIMS_RECYCLED_ANNOTATION}={record.marker}"
+                             if record.marker else ""))
+        progress(ProgressEvent("done", f"recycled {len(record.claims)} nodeclaim(s) of {where}", done=True))
+        return PassResult(instance=instance.key, done=True, deleted=tuple(deleted),
+                          recreated=tuple(recreated), started=started)
+    return PassResult(instance=instance.key, done=False, requeue_after=settings.poll, deleted=tuple(deleted),
+                      recreated=tuple(recreated), started=started, waiting="more steps")
+
+
+def _recreate_plan(settings: Settings) -> str:
+    if settings.policy is RecreatePolicy.NEVER:
+        return "leave recreation to the Platform (--recreate never)"
+    if settings.policy is RecreatePolicy.ALWAYS:
+        return "recreate every claim nothing covers, at once (--recreate always)"
+    return (f"wait {int(settings.grace.total_seconds())}s for the Platform, then recreate the claims "
+            "still missing (--recreate missing)")
+
+
+def _recreate(port: RecyclePort, namespace: str, rec: RecordedClaim, *, taken: set[str]) -> str:
+    """Create one claim from its record: its own name when free, else a generated name."""
+    annotations = {**rec.annotations, contract.RECREATED_FROM_ANNOTATION: rec.uid}
+    if rec.name not in taken:
+        try:
+            return port.create_claim(namespace, name=rec.name, generate_name=None, spec=rec.spec,
+                                     labels=rec.labels, annotations=annotations).name
+        except ConflictError:
+            pass  # taken since we listed: fall through to a generated name
+    return port.create_claim(namespace, name=None, generate_name=f"{rec.name}-", spec=rec.spec,
+                             labels=rec.labels, annotations=annotations).name
+
+
+@dataclass(frozen=True)
+class RecycleReport:
+    instance: str
+    marker: str | None
+    deleted: tuple[str, ...]
+    recreated: tuple[str, ...]
+    passes: int
+
+
+def run_recycle(port: RecyclePort, namespace: str, name: str, *, marker: str | None, settings: Settings,
+                clock: Clock, timeout: timedelta, progress: Progress = no_progress) -> RecycleReport:
+    """Run passes until done (the CLI's one-shot). Conflicts (someone else wrote) are retried."""
+    deadline = clock.now() + timeout
+    deleted: list[str] = []
+    recreated: list[str] = []
+    passes = 0
+    while True:
+        passes += 1
+        try:
+            result = recycle_pass(port, namespace, name, marker=marker, settings=settings, now=clock.now(),
+                                  progress=progress)
+        except ConflictError:
+            result = PassResult(instance=f"{namespace}/{name}", done=False, requeue_after=0.2)
+        deleted += result.deleted
+        recreated += result.recreated
+        if result.done:
+            return RecycleReport(instance=result.instance, marker=marker, deleted=tuple(deleted),
+                                 recreated=tuple(recreated), passes=passes)
+        if clock.now() >= deadline:
+            raise OperationTimeoutError(
+                f"recycle of virtualclusterinstance {name} in namespace {namespace} did not finish: "
+                f"{result.waiting}",
+                hint="the record stays on the instance; run the command again (or let the hook finish)")
+        clock.sleep(result.requeue_after or settings.poll)
+
+
+def pending_marker(instance: Instance) -> str | None:
+    """The ca-rotated value still to recycle for, or None when recycled is up to date.
+
+    Raises InvalidInputError when either annotation is not an RFC 3339 time.
+    """
+    rotated = instance.annotations.get(contract.CA_ROTATED_ANNOTATION)
+    if rotated is None:
+        return None
+    where = f"virtualclusterinstance {instance.name} in namespace {instance.namespace}"
+    rotated_at = parse_time(rotated, what=f"{where}: {contract.CA_ROTATED_ANNOTATION}")
+    recycled = instance.annotations.get(contract.NODECLAIMS_RECYCLED_ANNOTATION)
+    if recycled is None:
+        return rotated
+    if parse_time(recycled, what=f"{where}: {contract.NODECLAIMS_RECYCLED_ANNOTATION}") >= rotated_at:
+        return None
+    return rotated
+

@@ -1,0 +1,92 @@
+"""List-then-watch of VirtualClusterInstances, feeding instance keys into the work queue.
+
+List once (every key queued), then watch from the list's resourceVersion; on a broken connection
+(API restart) watch again from the last resourceVersion seen, after a capped backoff; on 410 Gone
+list again; every `resync_seconds` list again anyway (so a missed event costs at most one period).
+Imports kube.platform, errors and the standard library.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from kubectl_vcerts.errors import VcertsError
+from kubectl_vcerts.kube.platform import PlatformGateway, WatchExpiredError
+from platform_hook.settings import Settings
+
+log = logging.getLogger("platform_hook.watch")
+
+
+class InstanceWatcher:
+    def __init__(self, gateway: PlatformGateway, settings: Settings, enqueue: Callable[[str], None],
+                 *, on_listed: Callable[[], None] = lambda: None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.gateway = gateway
+        self.settings = settings
+        self.enqueue = enqueue
+        self.on_listed = on_listed
+        self.monotonic = monotonic
+        self._resync = threading.Event()
+        self.lists = 0
+        self.watches = 0
+
+    def request_resync(self) -> None:
+        """List everything again at the next chance (e.g. after winning the leadership)."""
+        self._resync.set()
+
+    def _scopes(self) -> list[str | None]:
+        return list(self.settings.namespaces) or [None]
+
+    def run(self, stop: threading.Event, beat: Callable[[], None] = lambda: None) -> None:
+        """One watch per namespace in scope (or one cluster-wide), each on its own thread."""
+        threads = [threading.Thread(target=self._run_scope, args=(scope, stop, beat), daemon=True,
+                                    name=f"watch-{scope or 'all'}") for scope in self._scopes()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _run_scope(self, namespace: str | None, stop: threading.Event, beat: Callable[[], None]) -> None:
+        selector = self.settings.label_selector or None
+        resource_version: str | None = None
+        listed_at = 0.0
+        failures = 0
+        while not stop.is_set():
+            beat()
+            try:
+                due = self.monotonic() - listed_at >= self.settings.resync_seconds
+                if resource_version is None or due or self._resync.is_set():
+                    self._resync.clear()
+                    items, resource_version = self.gateway.list_instances(namespace=namespace,
+                                                                          label_selector=selector)
+                    listed_at = self.monotonic()
+                    self.lists += 1
+                    for item in items:
+                        self.enqueue(item.key)
+                    self.on_listed()
+                    log.debug("listed instances", extra={"fields": {"count": len(items),
+                                                                    "namespace": namespace or "*"}})
+                left = max(1, int(self.settings.resync_seconds - (self.monotonic() - listed_at)))
+                self.watches += 1
+                for event in self.gateway.watch_instances(
+                        namespace=namespace, label_selector=selector, resource_version=resource_version,
+                        timeout_seconds=min(self.settings.watch_seconds, left)):
+                    resource_version = event.resource_version
+                    failures = 0
+                    beat()
+                    if event.instance is not None and event.type != "DELETED":
+                        self.enqueue(event.instance.key)
+                    if stop.is_set() or self._resync.is_set():
+                        break
+            except WatchExpiredError:
+                log.info("watch expired (410 Gone); listing again")
+                resource_version = None
+            except VcertsError as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                log.warning("watch failed; resuming", extra={"fields": {
+                    "error": str(exc), "retry_in": delay, "resource_version": resource_version}})
+                stop.wait(delay)

@@ -1,0 +1,151 @@
+"""`kubectl vcerts rotate` against the real local cluster and the vCluster fixture."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
+from tests.integration.rotation_support import (
+    backups,
+    decode,
+    leases,
+    pods_ready,
+    read_certs,
+    run_cli,
+    snapshot,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+def test_rotate_renews_the_leaves_keeps_the_ca_backs_up_and_restarts_the_pods(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster()
+    before = snapshot(kube_session, vc.namespace, vc.name)
+    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "90s",
+                     "-o", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    after = snapshot(kube_session, vc.namespace, vc.name)
+
+    assert ca_fingerprint(after.data) == ca_fingerprint(before.data)
+    for key in ("apiserver.crt", "apiserver-etcd-client.crt", "front-proxy-client.crt", "etcd-server.crt",
+                "etcd-peer.crt", "admin.conf"):
+        assert after.data[key] != before.data[key], key
+    for key in ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.key", "etcd-ca.key"):
+        assert after.data[key] == before.data[key], key
+    assert inspect_pki(after.data, now=datetime.now(UTC)).worst is Status.OK
+    assert contract.OPERATION_ANNOTATION not in after.annotations
+    assert set(after.pods) == set(before.pods) and not set(after.pods.values()) & set(before.pods.values())
+    assert all(pods_ready(kube_session, vc.namespace, vc.name).values())
+
+    [backup] = backups(kube_session, vc.namespace, vc.name)
+    assert backup.immutable is True and report["backup"] == backup.metadata.name
+    assert decode(backup.data) == before.data
+    assert backup.metadata.labels[contract.MANAGED_BY_LABEL] == contract.TOOL_NAME
+    annotations = backup.metadata.annotations
+    assert annotations[contract.BACKUP_OPERATION_ANNOTATION] == "rotate"
+    assert annotations[contract.BACKUP_SOURCE_RV_ANNOTATION] == before.resource_version
+    assert annotations[contract.BACKUP_CA_FINGERPRINT_ANNOTATION] == ca_fingerprint(before.data)
+    assert leases(kube_session, vc.namespace) == {}
+    # what vCluster's chart set on NAME-certs survives the replace
+    secret = read_certs(kube_session, vc.namespace, vc.name)
+    assert secret.metadata.labels.get(contract.VCLUSTER_NAME_LABEL) == vc.name
+    assert report["restart"]["restarted"] and report["ca"]["changed"] is False
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster()
+    before = snapshot(kube_session, vc.namespace, vc.name)
+    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "apiserver.crt" in result.stdout and "Dry run: nothing was changed." in result.stdout
+    assert f"{vc.name}-certs-backup-" in result.stdout and f"{vc.name}-0" in result.stdout
+    assert snapshot(kube_session, vc.namespace, vc.name) == before
+    assert backups(kube_session, vc.namespace, vc.name) == [] and leases(kube_session, vc.namespace) == {}
+
+
+def test_an_ha_vcluster_with_deployed_etcd_rolls_etcd_first_and_stays_available(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster(replicas=3, deployed_etcd=True)
+    before = snapshot(kube_session, vc.namespace, vc.name)
+    lowest = [3]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            ready = pods_ready(kube_session, vc.namespace, vc.name)
+            control = [ok for pod, ok in ready.items() if "-etcd-" not in pod]
+            lowest[0] = min(lowest[0], sum(control))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = run_cli(kube_cluster.kubeconfig, vc.namespace, "-v", "rotate", vc.name, "--yes",
+                         "--timeout", "120s")
+    finally:
+        stop.set()
+        watcher.join()
+    assert result.returncode == 0, result.stderr
+    deleted = [line.split("deleted pod(s) ", 1)[1].strip() for line in result.stderr.splitlines()
+               if "deleted pod(s) " in line]
+    etcd = [p for p in deleted if "-etcd-" in p]
+    assert deleted[: len(etcd)] == etcd and len(etcd) == 3  # deployed etcd first
+    assert deleted[len(etcd):] == [f"{vc.name}-0", f"{vc.name}-1", f"{vc.name}-2"]  # one at a time
+    assert lowest[0] >= 2, "more than one control-plane pod was down at once"
+    after = snapshot(kube_session, vc.namespace, vc.name)
+    assert not set(after.pods.values()) & set(before.pods.values())
+
+
+def test_expired_leaves_are_rotated_back_to_health(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster(expired_leaves=True)
+    assert inspect_pki(vc.certs, now=datetime.now(UTC)).worst is Status.EXPIRED
+    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--force",
+                     "--timeout", "90s")
+    assert result.returncode == 0, result.stderr
+    after = snapshot(kube_session, vc.namespace, vc.name)
+    assert inspect_pki(after.data, now=datetime.now(UTC)).worst is Status.OK
+
+
+def test_no_restart_writes_and_names_the_pods_to_restart(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster()
+    before = snapshot(kube_session, vc.namespace, vc.name)
+    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--no-restart")
+    assert result.returncode == 0, result.stderr
+    assert f"kubectl -n {vc.namespace} delete pod {vc.name}-0" in result.stdout
+    after = snapshot(kube_session, vc.namespace, vc.name)
+    assert after.pods == before.pods and after.data["apiserver.crt"] != before.data["apiserver.crt"]
+
+
+def test_pods_that_never_become_ready_are_rolled_back(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster(pod_running=False)
+    before = snapshot(kube_session, vc.namespace, vc.name)
+    refused = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes")
+    assert refused.returncode == 12 and "--force" in refused.stderr
+    assert snapshot(kube_session, vc.namespace, vc.name) == before
+    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--force",
+                     "--timeout", "4s")
+    assert result.returncode == 19, result.stderr
+    assert "rolled back" in result.stderr
+    after = snapshot(kube_session, vc.namespace, vc.name)
+    assert after.data == before.data
+    assert contract.OPERATION_ANNOTATION not in after.annotations
+    assert leases(kube_session, vc.namespace) == {}

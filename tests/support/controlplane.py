@@ -1,0 +1,182 @@
+"""A real etcd + kube-apiserver booted from a vCluster PKI directory, wired like vCluster's k8s distro.
+
+`start_control_plane(pki_dir, workdir)` starts etcd with TLS (etcd/server.crt, etcd/peer.crt, client
+certificates required and checked against etcd/ca.crt) and kube-apiserver with the flags of
+loft-sh/vcluster `pkg/k8s/k8s.go` (vcluster-internals §2.2): client-ca.crt, apiserver.crt,
+front-proxy-ca.crt / front-proxy-client.*, sa.pub / sa.key, etcd/ca.crt + apiserver-etcd-client.*.
+Everything binds to 127.0.0.1 on free ports; data and logs stay under `workdir`. The call returns
+once /readyz answers 200 (anonymous, verified against the serving CA) or raises after a bounded wait.
+
+Used by the PKI proofs and by the control-plane emulator; keep this API stable:
+    start_control_plane(pki_dir, workdir, *, etcd=None, apiserver=None) -> RunningControlPlane
+    RunningControlPlane.server / .ca_file / .logs / .stop()
+
+Test-support code: never prints or logs key material (only file paths go into the flags).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from tests.support.testbin import binary
+
+SERVICE_CIDR = "10.96.0.0/12"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+READY_TIMEOUT = 120.0  # seconds; a cold kube-apiserver start takes 5-20 s
+STOP_TIMEOUT = 20.0
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (bound to port 0 together, then released)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass
+class RunningControlPlane:
+    server: str  # https://127.0.0.1:PORT
+    ca_file: Path  # the CA that signs the serving certificate (server-ca.crt, = ca.crt unless split)
+    logs: Path  # directory holding etcd.log and kube-apiserver.log
+    etcd_endpoint: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+
+    def stop(self) -> None:
+        """Terminate kube-apiserver, then etcd, and wait for both."""
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT)
+        self.processes.clear()
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = []
+        for name in ("etcd.log", "kube-apiserver.log"):
+            path = self.logs / name
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                out.append(f"--- {name} ---\n" + "\n".join(tail))
+        return "\n".join(out)
+
+    def __enter__(self) -> RunningControlPlane:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _etcd_args(pki: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
+    client, peer = f"https://127.0.0.1:{client_port}", f"https://127.0.0.1:{peer_port}"
+    etcd = pki / "etcd"
+    return [
+        "--name=vcluster", f"--data-dir={data_dir}",
+        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=vcluster={peer}", "--initial-cluster-state=new",
+        f"--cert-file={etcd / 'server.crt'}", f"--key-file={etcd / 'server.key'}",
+        "--client-cert-auth", f"--trusted-ca-file={etcd / 'ca.crt'}",
+        f"--peer-cert-file={etcd / 'peer.crt'}", f"--peer-key-file={etcd / 'peer.key'}",
+        "--peer-client-cert-auth", f"--peer-trusted-ca-file={etcd / 'ca.crt'}",
+        "--unsafe-no-fsync",  # throw-away data; fsync only slows the tests
+    ]
+
+
+def _apiserver_args(pki: Path, etcd_endpoint: str, port: int, workdir: Path) -> list[str]:
+    return [
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+        f"--cert-dir={workdir / 'apiserver-certs'}",
+        f"--etcd-servers={etcd_endpoint}",
+        f"--etcd-cafile={pki / 'etcd' / 'ca.crt'}",
+        f"--etcd-certfile={pki / 'apiserver-etcd-client.crt'}",
+        f"--etcd-keyfile={pki / 'apiserver-etcd-client.key'}",
+        f"--client-ca-file={pki / 'client-ca.crt'}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}",
+        f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--authorization-mode=RBAC",
+        # The lease reconciler would publish 127.0.0.1 as the kubernetes endpoint, which is invalid.
+        "--endpoint-reconciler-type=none",
+        "--allow-privileged=true",
+    ]
+
+
+def _serving_ca(pki: Path) -> Path:
+    server_ca = pki / "server-ca.crt"
+    return server_ca if server_ca.exists() else pki / "ca.crt"
+
+
+def _ready(server: str, ca_file: Path) -> bool:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        with urllib.request.urlopen(f"{server}/readyz", context=context, timeout=5) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def start_control_plane(pki_dir: Path, workdir: Path, *, etcd: Path | None = None,
+                        apiserver: Path | None = None, timeout: float = READY_TIMEOUT) -> RunningControlPlane:
+    """Start etcd and kube-apiserver from `pki_dir` (vCluster's /data/pki layout); wait for /readyz."""
+    pki = pki_dir.resolve()
+    workdir = workdir.resolve()
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    client_port, peer_port, api_port = free_ports(3)
+    etcd_endpoint = f"https://127.0.0.1:{client_port}"
+    plane = RunningControlPlane(server=f"https://127.0.0.1:{api_port}", ca_file=_serving_ca(pki), logs=logs,
+                                etcd_endpoint=etcd_endpoint)
+    try:
+        with (logs / "etcd.log").open("ab") as log:
+            plane.processes.append(subprocess.Popen(
+                [str(etcd or binary("etcd")),
+                 *_etcd_args(pki, workdir / "etcd-data", client_port, peer_port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+        with (logs / "kube-apiserver.log").open("ab") as log:
+            plane.processes.append(subprocess.Popen(
+                [str(apiserver or binary("kube-apiserver")),
+                 *_apiserver_args(pki, etcd_endpoint, api_port, workdir)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.monotonic() + timeout
+        while not _ready(plane.server, plane.ca_file):
+            exited = [name for name, p in zip(("etcd", "kube-apiserver"), plane.processes, strict=False)
+                      if p.poll() is not None]
+            if exited or time.monotonic() > deadline:
+                reason = f"{', '.join(exited)} exited" if exited else f"not ready after {timeout:.0f}s"
+                raise RuntimeError(f"control plane from {pki}: {reason}\n{plane.log_tail()}")
+            time.sleep(0.5)  # polling a readiness endpoint, not timing an assertion
+    except BaseException:
+        with contextlib.suppress(Exception):
+            plane.stop()
+        raise
+    return plane

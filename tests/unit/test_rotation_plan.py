@@ -1,0 +1,141 @@
+"""Pure planning helpers (rotation/plan.py) and the kubeconfig trust logic (rotation/trust.py)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import yaml
+
+from kubectl_vcerts.errors import NotFoundError
+from kubectl_vcerts.pki import rotate_ca
+from kubectl_vcerts.rotation import trust
+from kubectl_vcerts.rotation.plan import (
+    leaf_validity_ok,
+    plan_restart,
+    resolve_backup,
+    select_prunable,
+)
+from kubectl_vcerts.rotation.ports import BackupRecord
+from kubectl_vcerts.rotation.recovery import RestartMode
+from tests.unit.rotation_fakes import FakeClock, make_vcluster, pki_data
+
+
+def backups(*stamps: int) -> list[BackupRecord]:
+    start = FakeClock().now()
+    return [
+        BackupRecord(
+            name=f"vc-certs-backup-{s}",
+            namespace="team-a",
+            vcluster="vc",
+            created=start + timedelta(seconds=s),
+            operation="rotate",
+            ca_fingerprint="sha256:x",
+            source_resource_version="1",
+        )
+        for s in stamps
+    ]
+
+
+def test_prune_keeps_the_newest_n() -> None:
+    doomed = select_prunable(backups(5, 1, 3, 2, 4), keep=2)
+    assert [r.name for r in doomed] == ["vc-certs-backup-3", "vc-certs-backup-2", "vc-certs-backup-1"]
+    assert select_prunable(backups(1, 2), keep=10) == []
+
+
+@pytest.mark.parametrize(
+    ("ident", "expected"),
+    [
+        pytest.param("latest", "vc-certs-backup-9", id="latest is the newest"),
+        pytest.param("3", "vc-certs-backup-3", id="an ID is the unix-time suffix"),
+        pytest.param("vc-certs-backup-3", "vc-certs-backup-3", id="the full Secret name works too"),
+    ],
+)
+def test_a_backup_is_found_by_latest_id_or_name(ident: str, expected: str) -> None:
+    assert resolve_backup(backups(3, 9, 1), ident, vcluster=make_vcluster()).name == expected
+
+
+def test_an_unknown_backup_is_not_found_with_a_hint_to_list() -> None:
+    with pytest.raises(NotFoundError) as info:
+        resolve_backup(backups(3), "7", vcluster=make_vcluster())
+    assert "backups list vc" in info.value.hint
+    with pytest.raises(NotFoundError):
+        resolve_backup([], "latest", vcluster=make_vcluster())
+
+
+def test_rolling_restarts_deployed_etcd_first_then_each_control_plane_pod() -> None:
+    steps = plan_restart(make_vcluster(replicas=2, etcd=2), RestartMode.ROLLING)
+    assert [(s.group, s.pods) for s in steps] == [
+        ("etcd", ("vc-etcd-0",)),
+        ("etcd", ("vc-etcd-1",)),
+        ("control-plane", ("vc-0",)),
+        ("control-plane", ("vc-1",)),
+    ]
+    together = plan_restart(make_vcluster(replicas=2, etcd=1), RestartMode.TOGETHER)
+    assert [(s.group, s.pods) for s in together] == [("all", ("vc-etcd-0", "vc-0", "vc-1"))]
+
+
+def test_leaf_validity_must_outlive_vclusters_90_day_renewal_window() -> None:
+    assert leaf_validity_ok(timedelta(days=365))
+    assert not leaf_validity_ok(timedelta(days=90))
+
+
+def kubeconfig(contexts: list[tuple[str, bytes, bytes]]) -> dict[str, Any]:
+    """contexts: (name, CA PEM, client cert PEM)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": f"c-{n}",
+                "cluster": {
+                    "server": "https://x",
+                    "certificate-authority-data": base64.b64encode(ca).decode(),
+                },
+            }
+            for n, ca, _ in contexts
+        ],
+        "users": [
+            {
+                "name": f"u-{n}",
+                "user": {
+                    "client-certificate-data": base64.b64encode(cert).decode(),
+                    "client-key-data": base64.b64encode(b"k").decode(),
+                },
+            }
+            for n, _, cert in contexts
+        ],
+        "contexts": [{"name": n, "context": {"cluster": f"c-{n}", "user": f"u-{n}"}} for n, _, _ in contexts],
+    }
+
+
+def test_contexts_that_trust_the_old_ca_are_found_and_updated() -> None:
+    old = pki_data()
+    new = rotate_ca(old, now=FakeClock().now()).data
+    old_admin, _ = trust.admin_client_cert(old)
+    other = pki_data()["front-proxy-ca.crt"]
+    doc = kubeconfig(
+        [("admin", old["ca.crt"], old_admin), ("user", old["ca.crt"], other), ("elsewhere", other, other)]
+    )
+    stale = trust.contexts_trusting(doc, trust.old_trust_anchors(old), old_admin)
+    assert [(c.name, c.uses_old_admin_cert) for c in stale] == [("admin", True), ("user", False)]
+    new_cert, new_key = trust.admin_client_cert(new)
+    updated = trust.update_kubeconfig(
+        doc, stale, new_ca=trust.kubeconfig_ca(new), new_admin_cert=new_cert, new_admin_key=new_key
+    )
+    assert trust.contexts_trusting(updated, trust.old_trust_anchors(old), old_admin) == []
+    assert trust.contexts_trusting(updated, trust.old_trust_anchors(new), new_cert)[0].uses_old_admin_cert
+    users = {u["name"]: u["user"] for u in updated["users"]}
+    assert base64.b64decode(users["u-user"]["client-certificate-data"]) == other  # not the admin: kept
+    assert (
+        doc["clusters"][0]["cluster"]["certificate-authority-data"]
+        == base64.b64encode(old["ca.crt"]).decode()
+    )
+
+
+def test_the_new_admin_kubeconfig_uses_the_vcluster_server() -> None:
+    out = yaml.safe_load(trust.admin_kubeconfig(pki_data(), server="https://localhost:8443"))
+    assert out["clusters"][0]["cluster"]["server"] == "https://localhost:8443"
+    assert trust.server_of(trust.admin_kubeconfig(pki_data(), server=None)) == "https://127.0.0.1:6443"

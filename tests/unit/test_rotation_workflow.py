@@ -1,0 +1,426 @@
+"""The rotate / rotate-ca / restore workflow against in-memory fakes of its ports and a fixed clock.
+
+The certificates are real (tests/support/pki_builder); the cluster is `FakeCluster`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.errors import (
+    AbortedError,
+    ConflictError,
+    InvalidPkiError,
+    LockHeldError,
+    NotReadyError,
+    OperationTimeoutError,
+    RolledBackError,
+    UnsupportedError,
+)
+from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
+from kubectl_vcerts.rotation.model import Distro, VCluster
+from kubectl_vcerts.rotation.ports import CaChange, ProgressEvent
+from kubectl_vcerts.rotation.recovery import Operation, RestartMode, read_record
+from kubectl_vcerts.rotation.workflow import OperationRequest, Ports, Workflow
+from tests.unit.rotation_fakes import FakeClock, FakeCluster, Killed, make_vcluster, pki_data
+
+HOLDER = "alice@laptop:4242 rotate"
+
+
+def ports(cluster: FakeCluster) -> Ports:
+    return Ports(cluster, cluster, cluster, cluster, cluster)
+
+
+def workflow(
+    cluster: FakeCluster, *, hooks: Sequence[object] = (), dead: bool = False, progress: object = None
+) -> tuple[Workflow, FakeClock]:
+    clock = FakeClock(on_sleep=cluster.tick)
+    kwargs: dict[str, object] = {}
+    if progress is not None:
+        kwargs["progress"] = progress
+    return Workflow(ports(cluster), clock, hooks=hooks, holder_dead=lambda _h: dead, **kwargs), clock  # type: ignore[arg-type]
+
+
+def request(operation: Operation = Operation.ROTATE, **kwargs: object) -> OperationRequest:
+    base: dict[str, object] = {"operation": operation, "holder": HOLDER, "timeout": timedelta(seconds=30)}
+    base.update(kwargs)
+    return OperationRequest(**base)  # type: ignore[arg-type]
+
+
+def cluster_for(vc: VCluster, **kwargs: object) -> FakeCluster:
+    return FakeCluster(vcluster=vc, data=pki_data(), **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class RecordingHook:
+    name: str = "recorder"
+    calls: list[str] = field(default_factory=list)
+    changes: list[CaChange] = field(default_factory=list)
+
+    def describe(self, change: CaChange) -> list[str]:
+        self.calls.append("describe")
+        return ["recorder: would tell the nodes"]
+
+    def preflight(self, change: CaChange) -> None:
+        self.calls.append("preflight")
+        self.changes.append(change)
+
+    def before(self, change: CaChange) -> list[str]:
+        self.calls.append("before")
+        return []
+
+    def after(self, change: CaChange) -> list[str]:
+        self.calls.append("after")
+        return ["recorder: nodes told"]
+
+
+def leaf_keys_changed(old: dict[str, bytes], new: dict[str, bytes]) -> set[str]:
+    return {k for k in old if old[k] != new.get(k)}
+
+
+# ------------------------------------------------------------------------------------------ rotate
+def test_rotate_renews_leaves_keeps_the_ca_backs_up_restarts_and_cleans_up() -> None:
+    cluster = cluster_for(make_vcluster())
+    original = cluster.snapshot()
+    wf, clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request())
+    assert ca_fingerprint(cluster.data) == ca_fingerprint(original)
+    changed = leaf_keys_changed(original, cluster.data)
+    assert {"apiserver.crt", "etcd-server.crt", "admin.conf"} <= changed
+    assert not changed & {"ca.crt", "ca.key", "sa.key", "sa.pub", "etcd-ca.key", "front-proxy-ca.crt"}
+    assert inspect_pki(cluster.data, now=clock.now()).worst is Status.OK
+    [backup] = cluster.backups.values()
+    assert backup.data == original and backup.operation == "rotate"
+    assert (
+        report.backup == backup.name == contract.backup_secret_name("vc", int(clock.now().timestamp()))
+        or report.backup == backup.name
+    )
+    assert cluster.pod_uids()["vc-0"] != "uid-vc-0"
+    assert report.restarted == ("vc-0",)
+    assert contract.OPERATION_ANNOTATION not in cluster.annotations
+    assert cluster.leases == {}
+    assert (
+        cluster.events.index(f"backup:{backup.name}")
+        < cluster.events.index("write")
+        < cluster.events.index("delete:vc-0")
+    )
+
+
+def test_an_ha_vcluster_with_deployed_etcd_rolls_etcd_first_one_pod_at_a_time() -> None:
+    cluster = cluster_for(make_vcluster(replicas=3, etcd=3), ready_after=2)
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request())
+    deletes = [e.split(":", 1)[1] for e in cluster.events if e.startswith("delete:")]
+    assert deletes == ["vc-etcd-0", "vc-etcd-1", "vc-etcd-2", "vc-0", "vc-1", "vc-2"]
+    assert report.plan.restart_mode is RestartMode.ROLLING
+    assert cluster.max_control_plane_down == 1
+    assert all(uid.endswith("-new") for uid in cluster.pod_uids().values())
+
+
+def test_a_degraded_control_plane_is_restarted_all_together() -> None:
+    cluster = cluster_for(make_vcluster(replicas=3, ready=False))
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request())
+    assert report.plan.restart_mode is RestartMode.TOGETHER
+    assert [step.pods for step in report.plan.restart_steps] == [("vc-0", "vc-1", "vc-2")]
+
+
+def test_no_restart_writes_and_names_the_pods_to_restart() -> None:
+    cluster = cluster_for(make_vcluster(replicas=2, etcd=1))
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request(restart=False))
+    assert not [e for e in cluster.events if e.startswith("delete:")]
+    assert set(report.pending_restart) == {"vc-0", "vc-1", "vc-etcd-0"}
+    assert contract.OPERATION_ANNOTATION not in cluster.annotations
+
+
+def test_leaves_vcluster_rewrote_after_the_restart_are_reported() -> None:
+    cluster = cluster_for(make_vcluster())
+    old = pki_data()
+    cluster.after_restart_rewrite = {
+        "apiserver.crt": old["apiserver.crt"],
+        "apiserver.key": old["apiserver.key"],
+    }
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request())
+    assert report.regenerated == ("apiserver.crt", "apiserver.key")
+
+
+# --------------------------------------------------------------------------------------- rotate-ca
+def test_rotate_ca_changes_the_ca_restarts_everything_together_and_runs_the_hooks_in_order() -> None:
+    cluster = cluster_for(make_vcluster(replicas=2, etcd=1))
+    original = cluster.snapshot()
+    hook = RecordingHook()
+    wf, clock = workflow(cluster, hooks=[hook])
+    report = wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
+    assert ca_fingerprint(cluster.data) != ca_fingerprint(original)
+    assert cluster.data["sa.key"] == original["sa.key"]
+    assert report.plan.restart_mode is RestartMode.TOGETHER
+    assert [step.pods for step in report.plan.restart_steps] == [("vc-etcd-0", "vc-0", "vc-1")]
+    assert hook.calls == ["preflight", "describe", "before", "after"]
+    assert hook.changes[0].new_ca_fingerprint == ca_fingerprint(cluster.data)
+    assert report.hook_lines == ("recorder: nodes told",)
+    assert report.plan.hook_lines == ("recorder: would tell the nodes",)
+    assert inspect_pki(cluster.data, now=clock.now()).worst is Status.OK
+
+
+def test_a_hook_preflight_refusal_changes_nothing() -> None:
+    class Refuse(RecordingHook):
+        def preflight(self, change: CaChange) -> None:
+            raise NotReadyError("nodes are not ready")
+
+    cluster = cluster_for(make_vcluster())
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster, hooks=[Refuse()])
+    with pytest.raises(NotReadyError):
+        wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
+    assert cluster.data == original and not cluster.backups and cluster.leases == {}
+
+
+# ---------------------------------------------------------------------------------------- dry run
+def test_dry_run_plans_and_changes_nothing() -> None:
+    cluster = cluster_for(make_vcluster(replicas=3, etcd=1))
+    rv = cluster.resource_version
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request(dry_run=True))
+    assert not report.applied
+    assert cluster.events == [] and cluster.resource_version == rv
+    assert {c.secret_key for c in report.plan.changes} >= {"apiserver.crt", "etcd-peer.crt"}
+    assert all(c.new_not_after is not None for c in report.plan.changes if c.secret_key.endswith(".crt"))
+    assert [s.pods for s in report.plan.restart_steps] == [("vc-etcd-0",), ("vc-0",), ("vc-1",), ("vc-2",)]
+    assert report.plan.backup_name.startswith("vc-certs-backup-")
+
+
+# --------------------------------------------------------------------------------------- refusals
+@pytest.mark.parametrize(
+    ("vcluster", "error"),
+    [
+        pytest.param(make_vcluster(distro=Distro.K3S), UnsupportedError, id="a k3s vCluster is refused"),
+        pytest.param(make_vcluster(distro=Distro.K0S), UnsupportedError, id="a k0s vCluster is refused"),
+        pytest.param(
+            make_vcluster(status="CrashLoopBackOff", ready=False),
+            NotReadyError,
+            id="a control plane that is not Running is refused without --force",
+        ),
+        pytest.param(
+            make_vcluster(restoring=True, annotations={contract.PAUSED_REPLICAS_ANNOTATION: "1"}),
+            NotReadyError,
+            id="an interrupted vcluster certs rotate is refused without --finish-interrupted",
+        ),
+    ],
+)
+def test_refusals_change_nothing(vcluster: VCluster, error: type[Exception]) -> None:
+    cluster = cluster_for(vcluster)
+    original, rv = cluster.snapshot(), cluster.resource_version
+    wf, _clock = workflow(cluster)
+    with pytest.raises(error):
+        wf.run(vcluster, request())
+    assert cluster.data == original and cluster.resource_version == rv and cluster.events == []
+
+
+def test_force_rotates_a_crash_looping_control_plane() -> None:
+    cluster = cluster_for(make_vcluster(status="CrashLoopBackOff", ready=False))
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request(force=True))
+    assert report.applied and cluster.pod_uids()["vc-0"].endswith("-new")
+
+
+def test_running_but_not_ready_is_allowed_without_force() -> None:
+    cluster = cluster_for(make_vcluster(status="Running", ready=False))
+    wf, _clock = workflow(cluster)
+    assert wf.run(cluster.vcluster, request()).applied
+
+
+def test_a_missing_ca_key_is_refused_with_a_hint_to_restore_or_rotate_the_ca() -> None:
+    cluster = cluster_for(make_vcluster())
+    del cluster.data["ca.key"]
+    wf, _clock = workflow(cluster)
+    with pytest.raises(InvalidPkiError) as info:
+        wf.run(cluster.vcluster, request())
+    assert "ca.key" in info.value.message and "rotate-ca" in info.value.hint
+    assert not cluster.backups and "write" not in cluster.events
+
+
+def test_a_lock_held_by_a_live_operator_is_refused_and_nothing_changes() -> None:
+    cluster = cluster_for(make_vcluster())
+    other = cluster_for(make_vcluster())
+    wf_other, _ = workflow(other)
+    clock = FakeClock()
+    cluster.create_lease(
+        "team-a", "vcerts-vc", holder="bob@desk:1 rotate-ca", duration_seconds=60, now=clock.now()
+    )
+    cluster.events.clear()
+    wf, _clock = workflow(cluster)
+    with pytest.raises(LockHeldError) as info:
+        wf.run(cluster.vcluster, request())
+    assert "bob@desk:1 rotate-ca" in info.value.message
+    assert cluster.events == [] and not cluster.backups
+    del wf_other
+
+
+def test_an_expired_lock_is_taken_over() -> None:
+    cluster = cluster_for(make_vcluster())
+    cluster.create_lease(
+        "team-a",
+        "vcerts-vc",
+        holder="bob@desk:1 rotate",
+        duration_seconds=60,
+        now=FakeClock().now() - timedelta(minutes=5),
+    )
+    wf, _clock = workflow(cluster)
+    assert wf.run(cluster.vcluster, request()).applied
+    assert cluster.leases == {}
+
+
+def test_a_conflicting_write_stops_with_the_secret_unchanged() -> None:
+    cluster = cluster_for(make_vcluster())
+    original = cluster.snapshot()
+    cluster.conflict_next_write = True
+    wf, _clock = workflow(cluster)
+    with pytest.raises(ConflictError) as info:
+        wf.run(cluster.vcluster, request())
+    assert "left unchanged" in info.value.message
+    assert cluster.data == original and not [e for e in cluster.events if e.startswith("delete:")]
+    assert cluster.leases == {}
+
+
+def test_declining_the_confirmation_aborts_before_any_backup_or_write() -> None:
+    cluster = cluster_for(make_vcluster())
+    wf, _clock = workflow(cluster)
+    with pytest.raises(AbortedError):
+        wf.run(cluster.vcluster, request(), confirm=lambda _plan: False)
+    assert not cluster.backups and "write" not in cluster.events and cluster.leases == {}
+
+
+# ---------------------------------------------------------------------------------------- rollback
+def test_pods_that_never_become_ready_are_rolled_back_to_the_backup() -> None:
+    cluster = cluster_for(make_vcluster(), come_back=False)
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    with pytest.raises(RolledBackError) as info:
+        wf.run(cluster.vcluster, request(timeout=timedelta(seconds=10)))
+    assert cluster.data == original
+    assert "still not Ready" in info.value.message
+    assert contract.OPERATION_ANNOTATION not in cluster.annotations and cluster.leases == {}
+    assert cluster.events.count("write") >= 2
+
+
+def test_no_rollback_keeps_the_new_pki_and_reports_a_timeout() -> None:
+    cluster = cluster_for(make_vcluster(), come_back=False)
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    with pytest.raises(OperationTimeoutError):
+        wf.run(cluster.vcluster, request(timeout=timedelta(seconds=10), rollback=False))
+    assert cluster.data["apiserver.crt"] != original["apiserver.crt"]
+    assert ca_fingerprint(cluster.data) == ca_fingerprint(original)
+
+
+# ----------------------------------------------------------------------------------------- restore
+def test_restore_latest_puts_the_backup_back_renews_its_leaves_and_backs_up_the_current_state() -> None:
+    cluster = cluster_for(make_vcluster())
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
+    rotated = cluster.snapshot()
+    wf2, _ = workflow(cluster)
+    wf2.clock.t += timedelta(seconds=5)  # type: ignore[attr-defined]
+    report = wf2.run(cluster.vcluster, request(Operation.RESTORE, restore_backup="latest"))
+    assert ca_fingerprint(cluster.data) == ca_fingerprint(original)
+    assert cluster.data["apiserver.crt"] != original["apiserver.crt"]  # renewed after the restore
+    assert report.plan.ca_change and report.plan.restart_mode is RestartMode.TOGETHER
+    newest = max(cluster.backups.values(), key=lambda r: r.created)
+    assert newest.data == rotated and newest.operation == "restore"
+
+
+def test_restore_no_renew_puts_the_backup_back_byte_for_byte() -> None:
+    cluster = cluster_for(make_vcluster())
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    wf.run(cluster.vcluster, request())
+    [first] = cluster.backups
+    wf2, _ = workflow(cluster)
+    wf2.clock.t += timedelta(seconds=5)  # type: ignore[attr-defined]
+    report = wf2.run(
+        cluster.vcluster, request(Operation.RESTORE, restore_backup=first.rsplit("-", 1)[-1], renew=False)
+    )
+    assert cluster.data == original
+    assert not report.plan.ca_change and report.plan.source == first
+
+
+def test_restore_from_directory_data_refuses_an_incomplete_pki() -> None:
+    cluster = cluster_for(make_vcluster())
+    partial = pki_data()
+    del partial["etcd-peer.key"]
+    wf, _clock = workflow(cluster)
+    with pytest.raises(InvalidPkiError):
+        wf.run(cluster.vcluster, request(Operation.RESTORE, restore_data=partial, restore_source="/tmp/x"))
+    assert not cluster.backups and "write" not in cluster.events
+
+
+# ------------------------------------------------------------------------------------ crash safety
+STEPS = ["lock", "backup", "write", "restart", "wait", "verify"]
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[f"killed after {s}, the re-run converges" for s in STEPS])
+def test_a_run_killed_after_any_step_converges_when_run_again(step: str) -> None:
+    cluster = cluster_for(make_vcluster(replicas=2, etcd=1))
+    original = cluster.snapshot()
+
+    def kill_at(event: ProgressEvent) -> None:
+        if event.done and event.step == step:
+            cluster.kill()
+            raise Killed
+
+    wf, _clock = workflow(cluster, progress=kill_at)
+    with pytest.raises(Killed):
+        wf.run(cluster.vcluster, request())
+    cluster.revive()
+    wf2, clock2 = workflow(cluster, dead=True)  # the killed holder's process is gone
+    report = wf2.run(cluster.refresh(cluster.vcluster), request(holder="alice@laptop:5555 rotate"))
+    assert report.applied
+    assert ca_fingerprint(cluster.data) == ca_fingerprint(original)
+    assert cluster.data["apiserver.crt"] != original["apiserver.crt"]
+    assert inspect_pki(cluster.data, now=clock2.now()).worst is Status.OK
+    assert contract.OPERATION_ANNOTATION not in cluster.annotations and cluster.leases == {}
+    assert any(b.data == original for b in cluster.backups.values())  # nothing lost
+    assert all(uid.endswith("-new") for uid in cluster.pod_uids().values())
+    if step in ("write", "restart", "wait"):
+        assert report.plan.resume is not None  # finished the recorded run instead of a second rotation
+        assert len(cluster.backups) == 1
+
+
+def test_an_interrupted_rotate_ca_blocks_a_different_operation_until_finished() -> None:
+    cluster = cluster_for(make_vcluster())
+
+    def kill_at(event: ProgressEvent) -> None:
+        if event.step == "write":
+            cluster.kill()
+            raise Killed
+
+    wf, _clock = workflow(cluster, progress=kill_at)
+    with pytest.raises(Killed):
+        wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
+    cluster.revive()
+    record = read_record(cluster.annotations, where="test")
+    assert record is not None and record.operation is Operation.ROTATE_CA
+    wf2, _ = workflow(cluster, dead=True)
+    with pytest.raises(NotReadyError) as info:
+        wf2.run(cluster.vcluster, request())
+    assert "rotate-ca" in info.value.hint
+    report = wf2.run(cluster.vcluster, request(Operation.ROTATE_CA))
+    assert report.plan.resume is not None and report.plan.restart_mode is RestartMode.TOGETHER
+
+
+def test_an_interrupted_vcluster_certs_rotate_is_finished_first_when_asked() -> None:
+    vc = make_vcluster(restoring=True, annotations={contract.PAUSED_REPLICAS_ANNOTATION: "2"})
+    cluster = cluster_for(vc)
+    cluster.workload_replicas = 0
+    wf, _clock = workflow(cluster)
+    report = wf.run(vc, request(finish_interrupted=True))
+    assert cluster.events[cluster.events.index("lease:vcerts-vc") + 1] == "scale:2"
+    assert report.applied and set(cluster.pod_uids()) == {"vc-0", "vc-1"}
