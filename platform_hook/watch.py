@@ -30,11 +30,18 @@ class InstanceWatcher:
         self.on_listed = on_listed
         self.monotonic = monotonic
         self._resync = threading.Event()
+        self._known: dict[str | None, set[str]] = {}  # scope -> instance keys seen
+        self._lock = threading.Lock()
         self.lists = 0
         self.watches = 0
 
     def request_resync(self) -> None:
-        """List everything again at the next chance (e.g. after winning the leadership)."""
+        """Queue every known instance now and list again at the next chance (after winning the
+        leadership: a standby drops work, so the new leader must look at everything)."""
+        with self._lock:
+            keys = sorted(k for scope in self._known.values() for k in scope)
+        for key in keys:
+            self.enqueue(key)
         self._resync.set()
 
     def _scopes(self) -> list[str | None]:
@@ -64,6 +71,8 @@ class InstanceWatcher:
                                                                           label_selector=selector)
                     listed_at = self.monotonic()
                     self.lists += 1
+                    with self._lock:
+                        self._known[namespace] = {item.key for item in items}
                     for item in items:
                         self.enqueue(item.key)
                     self.on_listed()
@@ -77,8 +86,15 @@ class InstanceWatcher:
                     resource_version = event.resource_version
                     failures = 0
                     beat()
-                    if event.instance is not None and event.type != "DELETED":
-                        self.enqueue(event.instance.key)
+                    if event.instance is not None:
+                        with self._lock:
+                            known = self._known.setdefault(namespace, set())
+                            if event.type == "DELETED":
+                                known.discard(event.instance.key)
+                            else:
+                                known.add(event.instance.key)
+                        if event.type != "DELETED":
+                            self.enqueue(event.instance.key)
                     if stop.is_set() or self._resync.is_set():
                         break
             except WatchExpiredError:

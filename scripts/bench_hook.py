@@ -110,7 +110,8 @@ def main() -> int:
 
         def all_done() -> bool:
             items = player.custom.list_namespaced_custom_object(
-                contract.MANAGEMENT_GROUP, contract.MANAGEMENT_VERSION, namespace, contract.VCI_PLURAL)["items"]
+                contract.MANAGEMENT_GROUP, contract.MANAGEMENT_VERSION, namespace,
+                contract.VCI_PLURAL)["items"]
             done = [i for i in items
                     if (i["metadata"].get("annotations") or {}).get(contract.NODECLAIMS_RECYCLED_ANNOTATION)
                     == marker]

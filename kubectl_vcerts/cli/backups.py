@@ -47,39 +47,41 @@ def list_command(ctx: typer.Context, name: NameArgument, output: OutputOption = 
     deps = get_deps(ctx)
     vcluster = find(deps, name)
     records = _ports(deps).list_backups(vcluster)
-    if output is OutputFormat.JSON:
-        deps.out.print_json(json.dumps([backup_document(r) for r in records]))
-        return
-    if output is OutputFormat.YAML:
-        import yaml
+    if output in (OutputFormat.JSON, OutputFormat.YAML):
+        from kubectl_vcerts.cli.render import dump_document
 
-        deps.out.print(
-            yaml.safe_dump([backup_document(r) for r in records], sort_keys=False),
-            end="",
-            markup=False,
-            highlight=False,
-        )
-        return
-    from rich.table import Table
+        # a list, not a mapping: dump_document's JSON/YAML without the mapping wrapper
+        text = dump_document({"items": [backup_document(r) for r in records]}, output)
+        if output is OutputFormat.JSON:
+            text = json.dumps(json.loads(text)["items"], indent=2) + "\n"
+        else:
+            import yaml
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("ID", "CREATED", "OPERATION", "CA FINGERPRINT", "NAME"):
-        table.add_column(column, no_wrap=True)
-    for record in records:
-        fingerprint = record.ca_fingerprint
-        if output is not OutputFormat.WIDE and len(fingerprint) > 23:
-            fingerprint = fingerprint[:23] + "…"
-        table.add_row(
-            record.name.rsplit("-", 1)[-1],
-            record.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            record.operation or "-",
-            fingerprint or "-",
-            record.name,
-        )
+            text = yaml.safe_dump([backup_document(r) for r in records], sort_keys=False)
+        deps.out.file.write(text)
+        deps.out.file.flush()
+        return
     if not records:
         deps.err.print(f"No backups of vCluster {vcluster.ref}.", highlight=False)
         return
-    deps.out.print(table)
+    rows = [("ID", "CREATED", "OPERATION", "CA FINGERPRINT", "NAME")]
+    for record in records:
+        fingerprint = record.ca_fingerprint or "-"
+        if output is not OutputFormat.WIDE and len(fingerprint) > 23:
+            fingerprint = fingerprint[:23] + "…"
+        rows.append(
+            (
+                record.name.rsplit("-", 1)[-1],
+                record.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                record.operation or "-",
+                fingerprint,
+                record.name,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:  # plain padded columns like kubectl: never truncated, whatever the terminal width
+        line = "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        deps.out.print(line, markup=False, highlight=False, crop=False, overflow="ignore")
 
 
 @app.command("export")
@@ -154,10 +156,10 @@ def prune_command(
     if dry_run:
         deps.out.print("Dry run: nothing was changed.", markup=False, highlight=False)
         return
-    if not yes:
-        answer = deps.err.input(f"Delete {len(doomed)} backup(s)? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            raise AbortedError("aborted: nothing was deleted")
+    from kubectl_vcerts.cli.render import confirm
+
+    if not confirm(deps, f"Delete {len(doomed)} backup(s)?", yes=yes):
+        raise AbortedError("aborted: nothing was deleted")
     for r in doomed:
         ports.delete_backup(vcluster, r.name)
     deps.out.print(f"Deleted {len(doomed)} backup(s); kept the newest {keep}.", markup=False, highlight=False)

@@ -12,7 +12,6 @@ renderer, not in the workflow.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from kubectl_vcerts import contract
+from kubectl_vcerts.cli.complete import complete_vcluster_name
 from kubectl_vcerts.cli.deps import Deps, get_deps
 from kubectl_vcerts.cli.options import (
     DryRunOption,
@@ -31,7 +31,7 @@ from kubectl_vcerts.cli.options import (
     YesOption,
     parse_duration,
 )
-from kubectl_vcerts.errors import AbortedError, UsageError
+from kubectl_vcerts.errors import UsageError
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.plan import RotationPlan, leaf_validity_ok
 from kubectl_vcerts.rotation.ports import CaChangeHook, ProgressEvent
@@ -42,7 +42,12 @@ PAUSE_ENV = "VCERTS_TEST_PAUSE_AFTER"
 LOCK_SECONDS_ENV = "VCERTS_LOCK_SECONDS"  # lease duration of our lock (default 60 s)
 
 NameArgument = Annotated[
-    str, typer.Argument(help="Name of the vCluster (its Helm release).", show_default=False)
+    str,
+    typer.Argument(
+        help="Name of the vCluster (its Helm release).",
+        show_default=False,
+        autocompletion=complete_vcluster_name,
+    ),
 ]
 ForceOption = Annotated[
     bool,
@@ -115,9 +120,9 @@ PlatformVciOption = Annotated[
 def check_can_confirm(deps: Deps, *, yes: bool, dry_run: bool) -> None:
     """Refuse before touching anything when a confirmation is needed but cannot be asked."""
     if not yes and not dry_run and not deps.interactive:
-        raise AbortedError(
-            "refusing to change the cluster without confirmation: not on a terminal",
-            hint="pass --yes to confirm, or --dry-run to see the plan",
+        raise UsageError(
+            "refusing to change the cluster without --yes when not on a terminal",
+            hint="pass --yes to confirm (or --dry-run to see the plan)",
         )
 
 
@@ -152,13 +157,14 @@ def find(deps: Deps, name: str) -> VCluster:
 
 
 def make_progress(deps: Deps) -> Callable[[ProgressEvent], None]:
-    show = deps.verbose or deps.err.is_terminal
+    """The shared progress display (cli.render.progress) plus the documented crash-test pause."""
+    from kubectl_vcerts.cli.render import progress as shared_progress
+
+    show = shared_progress(deps)
     pause_after = os.environ.get(PAUSE_ENV, "")
 
     def progress(event: ProgressEvent) -> None:
-        if show:
-            mark = "✓" if event.done else "…"
-            deps.err.print(f"[dim]{mark} {event.step}: {event.message}[/dim]", highlight=False)
+        show(event)
         if pause_after and event.done and event.step == pause_after:
             print(f"kubectl vcerts: paused after {event.step} ({PAUSE_ENV})", file=sys.stderr, flush=True)
             while True:  # until killed: the crash tests SIGKILL us here
@@ -231,8 +237,9 @@ def _with(request: OperationRequest, **changes: Any) -> OperationRequest:
 
 
 def _ask(deps: Deps, question: str) -> bool:
-    answer = deps.err.input(f"{question} [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
+    from kubectl_vcerts.cli.render import confirm as ask
+
+    return ask(deps, question, yes=False)
 
 
 # ---------------------------------------------------------------------------------------- rendering
@@ -265,12 +272,16 @@ def plan_lines(plan: RotationPlan) -> list[str]:
             f"  changes: {len(plan.changes)} entr{'y' if len(plan.changes) == 1 else 'ies'} of "
             f"{contract.certs_secret_name(vc.name)}"
         )
-        width = max([len(c.secret_key) for c in plan.changes] + [10])
-        for change in plan.changes:
+        dated = [c for c in plan.changes if c.old_not_after is not None or c.new_not_after is not None]
+        width = max([len(c.secret_key) for c in dated] + [10])
+        for change in dated:
             lines.append(
                 f"    {change.secret_key:<{width}}  {change.action:<9}  {_when(change.old_not_after)}"
                 f"  ->  {_when(change.new_not_after)}"
             )
+        keys = [c.secret_key for c in plan.changes if c not in dated]
+        if keys:
+            lines.append(f"    + {len(keys)} private key(s) / other entries: {', '.join(keys)}")
     if plan.ca_change:
         lines.append(
             f"  CA:      {plan.old_ca_fingerprint or 'none'} -> {plan.new_ca_fingerprint} (CHANGES: "
@@ -337,13 +348,9 @@ def render_report(
     deps: Deps, report: OperationReport, *, output: OutputFormat, extra: Sequence[str] = ()
 ) -> None:
     if output in (OutputFormat.JSON, OutputFormat.YAML):
-        doc = report_document(report, extra)
-        if output is OutputFormat.JSON:
-            deps.out.print_json(json.dumps(doc))
-        else:
-            import yaml
+        from kubectl_vcerts.cli.render import emit_document
 
-            deps.out.print(yaml.safe_dump(doc, sort_keys=False), end="", markup=False, highlight=False)
+        emit_document(deps, report_document(report, extra), output)
         return
     plan = report.plan
     if not report.applied:

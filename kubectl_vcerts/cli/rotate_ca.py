@@ -124,8 +124,8 @@ def kubeconfig_follow_up(
             "`--force-join`; auto nodes: delete their NodeClaims on the Platform"
         )
     lines.append(
-        "  - vCluster Platform: the instance's kubeconfigs/access keys issued from the old CA must be "
-        "recreated"
+        "  - if vCluster Platform manages it: recreate the kubeconfigs and access keys it issued from the "
+        "old CA"
     )
     lines.append(
         f"  - service-account tokens keep working (sa.key is kept); "

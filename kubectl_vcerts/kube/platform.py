@@ -301,3 +301,13 @@ class PlatformGateway:
         return leases.update_lease(self.session, namespace=namespace, name=name, holder=holder,
                                    duration_seconds=duration_seconds, acquired=acquired, renewed=renewed,
                                    resource_version=resource_version)
+
+
+def connect_platform(*, kubeconfig: str | None = None, context: str | None = None,
+                     request_timeout: float | None = None,
+                     identity: str = contract.PLATFORM_HOOK_NAME) -> PlatformGateway:
+    """A gateway to the Platform cluster from --platform-kubeconfig / --platform-context."""
+    from kubectl_vcerts.kube.client import KubeTarget, connect
+
+    session = connect(KubeTarget(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout))
+    return PlatformGateway(session, identity=identity)

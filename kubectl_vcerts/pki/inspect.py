@@ -106,7 +106,10 @@ class Finding:
 
     @property
     def status(self) -> Status:
-        return _REASON_STATUS.get(Reason(self.reason), Status.INVALID)
+        for reason, status in _REASON_STATUS.items():
+            if self.reason == reason:
+                return status
+        return Status.INVALID
 
 
 @dataclass(frozen=True)
@@ -346,13 +349,18 @@ def inspect_pki(data: Mapping[str, bytes], *, now: datetime, warn_within: timede
     """Describe every certificate of ``data`` and list what is wrong; never raises on bad data."""
     run = _Inspection(data, now, warn_within, migrated_from_k3s)
     run.load_pairs()
+    checks = {Kind.CA: run.ca_rows, Kind.LEAF: run.leaf_rows, Kind.KUBECONFIG: run.kubeconfig_rows}
     for item in CATALOGUE:
-        if item.kind is Kind.CA:
-            run.ca_rows(item)
-        elif item.kind is Kind.LEAF:
-            run.leaf_rows(item)
-        elif item.kind is Kind.KUBECONFIG:
-            run.kubeconfig_rows(item)
+        check = checks.get(item.kind)
+        if check is None:
+            continue
+        try:
+            check(item)
+        except Exception as exc:  # the contract is "never raises on bad data"
+            # Certificates are parsed eagerly in parse.load_certificates, so this is a last resort for
+            # a malformed field the parser only decodes on access; the name of the error is enough.
+            run.findings.append(Finding(item.secret_key, Reason.UNPARSEABLE,
+                                        f"{item.secret_key} could not be inspected ({type(exc).__name__})"))
     run.service_account()
     ca = run.certs.get("ca.crt")
     leaf_ends = [r.not_after for r in run.rows if r.kind in (Kind.LEAF, Kind.KUBECONFIG)]

@@ -34,8 +34,13 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
         raise ValueError("no PEM CERTIFICATE block")
     for cert in certs:
         try:
-            cert.extensions  # noqa: B018 - parsed lazily; fail here, not in a later check
+            # Parsed lazily by cryptography: fail here, not in a later check.
+            cert.extensions  # noqa: B018
             cert.public_key()
+            cert.subject.rfc4514_string()
+            cert.issuer.rfc4514_string()
+            cert.not_valid_before_utc  # noqa: B018
+            cert.not_valid_after_utc  # noqa: B018
         except Exception as exc:  # ValueError or UnsupportedAlgorithm from the Rust parser
             raise ValueError("certificate with malformed extensions or key") from exc
     return certs

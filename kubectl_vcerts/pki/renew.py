@@ -9,7 +9,8 @@ expired leaves and even an expired CA (the signature is still valid; restoring t
 Validity must outlive vCluster's start-up renewal window (<= 90 days, vCluster >= 0.33) unless
 ``allow_short``. Kubeconfig client certificates get NotBefore = their CA's NotBefore, as kubeadm does.
 
-Imports only the standard library, ``cryptography``, PyYAML and sibling pki modules.
+Imports only the standard library, ``cryptography``, PyYAML, kubectl_vcerts.errors and sibling pki
+modules.
 """
 
 from __future__ import annotations

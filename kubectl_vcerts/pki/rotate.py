@@ -15,7 +15,8 @@ client certificates inside the virtual cluster, a decision the user did not ask 
 user chose one CA for everything, so the supplied CA becomes ca.*, server-ca.* and client-ca.* (no
 split; the k3s annotation left on the secret is then harmless, as no copy differs).
 
-Imports only the standard library, ``cryptography``, PyYAML and sibling pki modules.
+Imports only the standard library, ``cryptography``, PyYAML, kubectl_vcerts.errors and sibling pki
+modules.
 """
 
 from __future__ import annotations

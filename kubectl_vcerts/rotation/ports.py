@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from kubectl_vcerts.rotation.model import PodState, VCluster
+from kubectl_vcerts.rotation.model import PodState, VCluster, WorkloadKind
 
 
 @dataclass(frozen=True)
@@ -185,3 +185,78 @@ class SecretData(dict[str, bytes]):
 
     def __repr__(self) -> str:
         return f"<secret data: {len(self)} keys>"
+
+
+# --- discovery and check (read side) -----------------------------------------------------------------
+# kube/discovery.py and kube/secrets.py fill these in from raw API objects; rotation/discovery.py and
+# rotation/check.py turn them into `VCluster` and reports. Plain data only: no client objects.
+
+
+@dataclass(frozen=True)
+class SecretObject:
+    """A Secret as read: `data` is base64-decoded (holds keys: never logged, repr hides it)."""
+
+    name: str
+    namespace: str
+    data: dict[str, bytes] = field(repr=False)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    resource_version: str = ""
+    uid: str = ""
+    immutable: bool = False
+    type: str = "Opaque"
+    owner_references: tuple[dict[str, Any], ...] = field(default=(), compare=False)  # raw JSON (camelCase)
+
+
+@dataclass(frozen=True)
+class WorkloadRecord:
+    """A control-plane StatefulSet or Deployment labelled app=vcluster, reduced to what discovery reads."""
+
+    kind: WorkloadKind
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    replicas: int  # spec.replicas (1 when unset, as the API defaults it)
+    syncer_image: str | None  # image of the pod-template container named `syncer`
+    syncer_mounts: tuple[str, ...] = ()  # volumeMount names of the syncer container
+    claim_templates: tuple[str, ...] = ()  # StatefulSet volumeClaimTemplates names
+    pvc_volumes: tuple[str, ...] = ()  # pod-template volumes backed by a persistentVolumeClaim
+
+
+@dataclass(frozen=True)
+class ListedPod:
+    """A pod with the labels discovery groups by (`release`) and its kubectl-printer state."""
+
+    namespace: str
+    release: str
+    state: PodState
+
+
+class VClusterReader(Protocol):
+    """Read-only access discovery and `check` need. `namespace=None` means all namespaces.
+
+    Every method raises ForbiddenError (naming verb and resource) when RBAC denies it and
+    UnreachableError after bounded retries; nothing else escapes.
+    """
+
+    @property
+    def default_namespace(self) -> str:
+        """The kubeconfig context's namespace (kubectl's default; vCluster's Forbidden fallback)."""
+        ...
+
+    def list_workloads(self, *, namespace: str | None, release: str | None = None) -> list[WorkloadRecord]:
+        """StatefulSets, then Deployments, labelled app=vcluster (and release=`release` when given)."""
+        ...
+
+    def list_pods(self, *, namespace: str | None, selector: str) -> list[ListedPod]:
+        """Pods matching the label selector, in API list order."""
+        ...
+
+    def read_secret(self, *, namespace: str, name: str) -> SecretObject | None:
+        """One Secret, or None when it does not exist."""
+        ...
+
+    def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
+        """Secrets matching the label selector, in one list call."""
+        ...

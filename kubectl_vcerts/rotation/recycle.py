@@ -340,6 +340,7 @@ def recycle_pass(port: RecyclePort, namespace: str, name: str, *, marker: str | 
     instance = port.read_instance(namespace, name)
     where = f"virtualclusterinstance {name} in namespace {namespace}"
     text = instance.annotations.get(contract.RECYCLE_RECORD_ANNOTATION)
+    claims: list[Claim] | None = None  # the last observation; None: list before the next step
     deleted: list[str] = []
     recreated: list[str] = []
     started = False
@@ -373,14 +374,18 @@ def recycle_pass(port: RecyclePort, namespace: str, name: str, *, marker: str | 
             return PassResult(instance=instance.key, done=False,
                               plan=(f"resume the recycle recorded on {where} ({len(record.claims)} claims)",))
 
-    for _ in range(6):  # each step changes what the next observation shows; a pass ends at WAIT/FINISH
-        claims = port.list_claims(namespace, name)
+    # A pass ends at WAIT or FINISH. Claims are listed again only after deleting (finalizers decide
+    # what is gone); recording, noting the time and creating change nothing we cannot account for.
+    for _ in range(6):
+        if claims is None:
+            claims = port.list_claims(namespace, name)
         step = plan_step(record, claims, now=now, grace=settings.grace)
         if step.kind is StepKind.DELETE:
             for claim in step.delete:
                 port.delete_claim(namespace, claim.name, uid=claim.uid)
                 deleted.append(claim.name)
                 progress(ProgressEvent("delete", f"deleted nodeclaim {claim.name}"))
+            claims = None
             continue
         if step.kind is StepKind.MARK_GONE:
             record = RecycleRecord(marker=record.marker, policy=record.policy, started=record.started,
@@ -392,8 +397,9 @@ def recycle_pass(port: RecyclePort, namespace: str, name: str, *, marker: str | 
         if step.kind is StepKind.CREATE:
             for rec in step.create:
                 made = _recreate(port, namespace, rec, taken={c.name for c in claims})
-                recreated.append(made)
-                progress(ProgressEvent("recreate", f"recreated nodeclaim {made} from the record"))
+                claims = [*claims, made]
+                recreated.append(made.name)
+                progress(ProgressEvent("recreate", f"recreated nodeclaim {made.name} from the record"))
             continue
         if step.kind is StepKind.WAIT:
             delay = settings.poll
@@ -428,17 +434,17 @@ def _recreate_plan(settings: Settings) -> str:
             "still missing (--recreate missing)")
 
 
-def _recreate(port: RecyclePort, namespace: str, rec: RecordedClaim, *, taken: set[str]) -> str:
+def _recreate(port: RecyclePort, namespace: str, rec: RecordedClaim, *, taken: set[str]) -> Claim:
     """Create one claim from its record: its own name when free, else a generated name."""
     annotations = {**rec.annotations, contract.RECREATED_FROM_ANNOTATION: rec.uid}
     if rec.name not in taken:
         try:
             return port.create_claim(namespace, name=rec.name, generate_name=None, spec=rec.spec,
-                                     labels=rec.labels, annotations=annotations).name
+                                     labels=rec.labels, annotations=annotations)
         except ConflictError:
             pass  # taken since we listed: fall through to a generated name
     return port.create_claim(namespace, name=None, generate_name=f"{rec.name}-", spec=rec.spec,
-                             labels=rec.labels, annotations=annotations).name
+                             labels=rec.labels, annotations=annotations)
 
 
 @dataclass(frozen=True)

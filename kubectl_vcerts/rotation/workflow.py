@@ -29,6 +29,7 @@ from kubectl_vcerts.errors import (
     AbortedError,
     ConflictError,
     InvalidInputError,
+    NotFoundError,
     NotReadyError,
     OperationTimeoutError,
     RolledBackError,
@@ -167,7 +168,7 @@ class Workflow:
         if request.operation is not Operation.ROTATE_CA and request.byo_ca is not None:
             raise InvalidInputError("--ca-cert/--ca-key only apply to rotate-ca")
         if request.dry_run:
-            state = self.ports.certs.read_certs(vcluster)
+            state = self._read_first(vcluster)
             plan = self._plan(vcluster, state, request)
             self._emit("plan", "dry run: nothing changed", done=True)
             return OperationReport(plan=plan, applied=False)
@@ -185,7 +186,7 @@ class Workflow:
         )
         self._emit("lock", f"holding lease {contract.lock_lease_name(vcluster.name)}", done=True)
         try:
-            state = self.ports.certs.read_certs(vcluster)
+            state = self._read_first(vcluster)
             plan = self._plan(vcluster, state, request)
             if not confirm(plan):
                 raise AbortedError("aborted: nothing was changed")
@@ -205,10 +206,27 @@ class Workflow:
             try:
                 return self._apply(vcluster, state, plan, request)
             finally:
-                held.vcluster_lease.release()
+                self._release(held.vcluster_lease)
         finally:
-            held.lock.release()
+            self._release(held.lock)
             self._emit("release", "released the lock", done=True)
+
+    def _release(self, lease: HeldLease) -> None:
+        """Release without hiding the error that got us here: an unreleased lease just expires."""
+        try:
+            lease.release()
+        except VcertsError as exc:
+            self._emit("release", f"could not delete lease {lease.record.name} ({exc}); it expires by itself")
+
+    def _read_first(self, vcluster: VCluster) -> CertsState:
+        try:
+            return self.ports.certs.read_certs(vcluster)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"vCluster {vcluster.ref} has no secret {contract.certs_secret_name(vcluster.name)}",
+                hint="vCluster creates it on its first start; without it (custom certificates via "
+                "experimental.virtualClusterKubeConfig, or not started yet) there is nothing to rotate",
+            ) from exc
 
     # ---------------------------------------------------------------------------------- planning
     def _plan(self, vcluster: VCluster, state: CertsState, request: OperationRequest) -> RotationPlan:

@@ -43,18 +43,41 @@ def cli_args(kubeconfig: Path, namespace: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "kubectl_vcerts", "--kubeconfig", str(kubeconfig), "-n", namespace, *args]
 
 
-def run_cli(kubeconfig: Path, namespace: str, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 240, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli_args(kubeconfig, namespace, *args), capture_output=True, text=True,
-                          env=cli_env(env), timeout=timeout, input=stdin if stdin is not None else "",
-                          cwd=REPO, check=False)
+def run_cli(
+    kubeconfig: Path,
+    namespace: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 240,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_args(kubeconfig, namespace, *args),
+        capture_output=True,
+        text=True,
+        env=cli_env(env),
+        timeout=timeout,
+        input=stdin if stdin is not None else "",
+        cwd=REPO,
+        check=False,
+    )
 
 
-def start_cli(kubeconfig: Path, namespace: str, *args: str, env: dict[str, str] | None = None,
-              ) -> subprocess.Popen[str]:
-    return subprocess.Popen(cli_args(kubeconfig, namespace, *args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=cli_env(env),
-                            cwd=REPO)
+def start_cli(
+    kubeconfig: Path,
+    namespace: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        cli_args(kubeconfig, namespace, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=cli_env(env),
+        cwd=REPO,
+    )
 
 
 def wait_for_pause(proc: subprocess.Popen[str], step: str, *, timeout: float = 180) -> str:
@@ -66,7 +89,9 @@ def wait_for_pause(proc: subprocess.Popen[str], step: str, *, timeout: float = 1
         line = proc.stderr.readline()
         if not line:
             if proc.poll() is not None:
-                raise AssertionError(f"CLI exited {proc.returncode} before pausing after {step}: {''.join(seen)}")
+                raise AssertionError(
+                    f"CLI exited {proc.returncode} before pausing after {step}: {''.join(seen)}"
+                )
             continue
         seen.append(line)
         if f"paused after {step}" in line:
@@ -96,14 +121,19 @@ def pods_ready(session: Any, namespace: str, name: str) -> dict[str, bool]:
         for pod in session.core.list_namespaced_pod(namespace, label_selector=selector).items:
             conditions = pod.status.conditions or []
             out[pod.metadata.name] = pod.metadata.deletion_timestamp is None and any(
-                c.type == "Ready" and c.status == "True" for c in conditions)
+                c.type == "Ready" and c.status == "True" for c in conditions
+            )
     return out
 
 
 def snapshot(session: Any, namespace: str, name: str) -> Snapshot:
     secret = read_certs(session, namespace, name)
-    return Snapshot(resource_version=secret.metadata.resource_version, data=decode(secret.data),
-                    annotations=dict(secret.metadata.annotations or {}), pods=pod_uids(session, namespace, name))
+    return Snapshot(
+        resource_version=secret.metadata.resource_version,
+        data=decode(secret.data),
+        annotations=dict(secret.metadata.annotations or {}),
+        pods=pod_uids(session, namespace, name),
+    )
 
 
 def backups(session: Any, namespace: str, name: str) -> list[Any]:
@@ -113,8 +143,10 @@ def backups(session: Any, namespace: str, name: str) -> list[Any]:
 
 
 def leases(session: Any, namespace: str) -> dict[str, str]:
-    return {lease.metadata.name: lease.spec.holder_identity or ""
-            for lease in session.coordination.list_namespaced_lease(namespace).items}
+    return {
+        lease.metadata.name: lease.spec.holder_identity or ""
+        for lease in session.coordination.list_namespaced_lease(namespace).items
+    }
 
 
 def wait_ready(session: Any, namespace: str, name: str, *, timeout: float = 120) -> None:

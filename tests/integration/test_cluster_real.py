@@ -30,7 +30,8 @@ def _wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
 def test_the_cluster_runs_the_pinned_kubernetes_on_loopback(kube_cluster: DevCluster) -> None:
     version = kube_cluster.kubectl("version", "-o", "json").stdout
     assert '"gitVersion": "v1.36.3"' in version
-    server = kube_cluster.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")
+    server = kube_cluster.kubectl("config", "view", "--minify", "-o",
+                                  "jsonpath={.clusters[0].cluster.server}")
     assert server.stdout.startswith("https://127.0.0.1:")
 
 
@@ -121,8 +122,8 @@ def test_rbac_denies_a_service_account_without_rights_and_allows_what_a_role_gra
     api = _token_client(kube_cluster, request.status.token)
     try:
         core = client.CoreV1Api(api)
-        who = client.AuthenticationV1Api(api).create_self_subject_review({"apiVersion": "authentication.k8s.io/v1",
-                                                                          "kind": "SelfSubjectReview"})
+        who = client.AuthenticationV1Api(api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
         assert who.status.user_info.username == f"system:serviceaccount:{ns}:nobody"
         with pytest.raises(ApiException) as denied:
             core.list_namespaced_secret(ns)

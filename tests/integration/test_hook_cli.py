@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from kubectl_vcerts import contract
 from kubectl_vcerts.cli.deps import Deps
 from kubectl_vcerts.cli.nodeclaims import app
+from kubectl_vcerts.errors import ExitCode
 from kubectl_vcerts.kube.client import KubeTarget
 from tests.support.platform import PlatformEnv, PlatformPlayer
 
@@ -101,3 +104,31 @@ def test_recycle_never_leaves_recreation_to_the_platform(platform_env: PlatformE
     result = run(platform_env, "recycle", f"{namespace}/vc", "--yes", "--recreate", "never")
     assert result.exit_code == 0, result.output
     assert player.claim_uids("vc") == {}
+
+
+def kubectl_vcerts(platform_env: PlatformEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed plugin executable, as kubectl runs it."""
+    exe = Path(sys.executable).parent / "kubectl-vcerts"
+    return subprocess.run([str(exe), *args, "--platform-kubeconfig", str(platform_env.admin_kubeconfig)],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_plugin_executable_lists_and_recycles(platform_env: PlatformEnv, player: PlatformPlayer,
+                                                  namespace: str) -> None:
+    player.make_instance("vc")
+    player.make_claim("vc", "vc-a")
+    listed = kubectl_vcerts(platform_env, "nodeclaims", "list", f"{namespace}/vc", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [r["name"] for r in json.loads(listed.stdout)["nodeclaims"]] == ["vc-a"]
+    before = player.claim_uids("vc")
+    done = kubectl_vcerts(platform_env, "nodeclaims", "recycle", f"{namespace}/vc", "--yes",
+                          "--recreate", "always")
+    assert done.returncode == 0, done.stderr
+    after = player.claim_uids("vc")
+    assert list(after) == ["vc-a"] and after["vc-a"] != before["vc-a"]
+
+
+def test_an_unknown_instance_is_a_not_found_error(platform_env: PlatformEnv, namespace: str) -> None:
+    result = kubectl_vcerts(platform_env, "nodeclaims", "recycle", f"{namespace}/missing", "--yes")
+    assert result.returncode == ExitCode.NOT_FOUND
+    assert "missing" in result.stderr and "not found" in result.stderr

@@ -23,7 +23,9 @@ import yaml
 
 import kubectl_vcerts
 from krew.manifest import current_platform
+from tests.support.devcluster import DevCluster
 from tests.support.testbin import binary
+from tests.support.vcluster import MakeVCluster
 
 pytestmark = pytest.mark.binaries
 
@@ -171,14 +173,9 @@ def test_kubectl_vcerts_help_lists_the_commands(installed: Krew) -> None:
 
 @pytest.mark.cluster
 def test_kubectl_vcerts_check_reads_a_vcluster_in_the_test_cluster(
-    installed: Krew, kube_cluster: object, make_vcluster: object
+    installed: Krew, kube_cluster: DevCluster, make_vcluster: MakeVCluster
 ) -> None:
-    from tests.support.devcluster import DevCluster
-    from tests.support.vcluster import FixtureVCluster
-
-    assert isinstance(kube_cluster, DevCluster)
-    vcluster = make_vcluster()  # type: ignore[operator]
-    assert isinstance(vcluster, FixtureVCluster)
+    vcluster = make_vcluster()
     kubeconfig = {"KUBECONFIG": str(kube_cluster.kubeconfig)}
 
     table = installed.kubectl(

@@ -30,15 +30,22 @@ def test_rotate_renews_the_leaves_keeps_the_ca_backs_up_and_restarts_the_pods(
 ) -> None:
     vc = make_vcluster()
     before = snapshot(kube_session, vc.namespace, vc.name)
-    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "90s",
-                     "-o", "json")
+    result = run_cli(
+        kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "90s", "-o", "json"
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     after = snapshot(kube_session, vc.namespace, vc.name)
 
     assert ca_fingerprint(after.data) == ca_fingerprint(before.data)
-    for key in ("apiserver.crt", "apiserver-etcd-client.crt", "front-proxy-client.crt", "etcd-server.crt",
-                "etcd-peer.crt", "admin.conf"):
+    for key in (
+        "apiserver.crt",
+        "apiserver-etcd-client.crt",
+        "front-proxy-client.crt",
+        "etcd-server.crt",
+        "etcd-peer.crt",
+        "admin.conf",
+    ):
         assert after.data[key] != before.data[key], key
     for key in ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.key", "etcd-ca.key"):
         assert after.data[key] == before.data[key], key
@@ -93,17 +100,21 @@ def test_an_ha_vcluster_with_deployed_etcd_rolls_etcd_first_and_stays_available(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = run_cli(kube_cluster.kubeconfig, vc.namespace, "-v", "rotate", vc.name, "--yes",
-                         "--timeout", "120s")
+        result = run_cli(
+            kube_cluster.kubeconfig, vc.namespace, "-v", "rotate", vc.name, "--yes", "--timeout", "120s"
+        )
     finally:
         stop.set()
         watcher.join()
     assert result.returncode == 0, result.stderr
-    deleted = [line.split("deleted pod(s) ", 1)[1].strip() for line in result.stderr.splitlines()
-               if "deleted pod(s) " in line]
+    deleted = [
+        line.split("deleted pod(s) ", 1)[1].split()[0].rstrip(",")
+        for line in result.stderr.splitlines()
+        if "deleted pod(s) " in line
+    ]
     etcd = [p for p in deleted if "-etcd-" in p]
     assert deleted[: len(etcd)] == etcd and len(etcd) == 3  # deployed etcd first
-    assert deleted[len(etcd):] == [f"{vc.name}-0", f"{vc.name}-1", f"{vc.name}-2"]  # one at a time
+    assert deleted[len(etcd) :] == [f"{vc.name}-0", f"{vc.name}-1", f"{vc.name}-2"]  # one at a time
     assert lowest[0] >= 2, "more than one control-plane pod was down at once"
     after = snapshot(kube_session, vc.namespace, vc.name)
     assert not set(after.pods.values()) & set(before.pods.values())
@@ -114,8 +125,9 @@ def test_expired_leaves_are_rotated_back_to_health(
 ) -> None:
     vc = make_vcluster(expired_leaves=True)
     assert inspect_pki(vc.certs, now=datetime.now(UTC)).worst is Status.EXPIRED
-    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--force",
-                     "--timeout", "90s")
+    result = run_cli(
+        kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--force", "--timeout", "90s"
+    )
     assert result.returncode == 0, result.stderr
     after = snapshot(kube_session, vc.namespace, vc.name)
     assert inspect_pki(after.data, now=datetime.now(UTC)).worst is Status.OK
@@ -141,11 +153,57 @@ def test_pods_that_never_become_ready_are_rolled_back(
     refused = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes")
     assert refused.returncode == 12 and "--force" in refused.stderr
     assert snapshot(kube_session, vc.namespace, vc.name) == before
-    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--force",
-                     "--timeout", "4s")
+    result = run_cli(
+        kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--force", "--timeout", "4s"
+    )
     assert result.returncode == 19, result.stderr
     assert "rolled back" in result.stderr
     after = snapshot(kube_session, vc.namespace, vc.name)
     assert after.data == before.data
     assert contract.OPERATION_ANNOTATION not in after.annotations
     assert leases(kube_session, vc.namespace) == {}
+
+
+def test_an_interrupted_vcluster_certs_rotate_is_finished_first_with_finish_interrupted(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster(replicas=2)
+    before = snapshot(kube_session, vc.namespace, vc.name)
+    # what `vcluster certs rotate` leaves when killed between pause and resume (lifecycle.PauseVCluster)
+    paused = {
+        "metadata": {
+            "annotations": {
+                contract.RESTORING_ANNOTATION: "true",
+                contract.PAUSED_REPLICAS_ANNOTATION: "2",
+                contract.PAUSED_DATE_ANNOTATION: "2026-11-29T04:00:00.000Z",
+            }
+        },
+        "spec": {"replicas": 0},
+    }
+    kube_session.apps.patch_namespaced_stateful_set(vc.name, vc.namespace, paused)
+    deadline = time.monotonic() + 60
+    while pods_ready(kube_session, vc.namespace, vc.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    refused = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes")
+    assert refused.returncode == 12 and "--finish-interrupted" in refused.stderr
+    result = run_cli(
+        kube_cluster.kubeconfig,
+        vc.namespace,
+        "rotate",
+        vc.name,
+        "--yes",
+        "--finish-interrupted",
+        "--timeout",
+        "90s",
+    )
+    assert result.returncode == 0, result.stderr
+    workload = kube_session.apps.read_namespaced_stateful_set(vc.name, vc.namespace)
+    assert workload.spec.replicas == 2
+    assert not {
+        contract.RESTORING_ANNOTATION,
+        contract.PAUSED_REPLICAS_ANNOTATION,
+        contract.PAUSED_DATE_ANNOTATION,
+    } & set(workload.metadata.annotations or {})
+    after = snapshot(kube_session, vc.namespace, vc.name)
+    assert after.data["apiserver.crt"] != before.data["apiserver.crt"]
+    assert all(pods_ready(kube_session, vc.namespace, vc.name).values()) and len(after.pods) == 2

@@ -26,18 +26,36 @@ def self_signed_ca(cn: str) -> tuple[bytes, bytes]:
     now = datetime.now(UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=True,
-                                     content_commitment=False, data_encipherment=False, key_agreement=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=True,
+                key_cert_sign=True,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -53,8 +71,18 @@ def test_rotate_ca_generated_then_bring_your_own_then_an_invalid_one_is_refused(
     out = tmp_path / "new-admin.kubeconfig"
 
     # 1. a generated CA; the admin kubeconfig in the user's file is named and then updated
-    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "90s",
-                     "--kubeconfig-out", str(out), env={"KUBECONFIG": str(user_config)})
+    result = run_cli(
+        kube_cluster.kubeconfig,
+        vc.namespace,
+        "rotate-ca",
+        vc.name,
+        "--yes",
+        "--timeout",
+        "90s",
+        "--kubeconfig-out",
+        str(out),
+        env={"KUBECONFIG": str(user_config)},
+    )
     assert result.returncode == 0, result.stderr
     first = snapshot(kube_session, vc.namespace, vc.name)
     assert ca_fingerprint(first.data) != ca_fingerprint(before.data)
@@ -63,8 +91,10 @@ def test_rotate_ca_generated_then_bring_your_own_then_an_invalid_one_is_refused(
     assert not set(first.pods.values()) & set(before.pods.values())
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     written = yaml.safe_load(out.read_text())
-    assert base64.b64decode(written["clusters"][0]["cluster"]["certificate-authority-data"]) \
+    assert (
+        base64.b64decode(written["clusters"][0]["cluster"]["certificate-authority-data"])
         == first.data["ca.crt"]
+    )
     assert "still trust the old CA" in result.stdout and admin["contexts"][0]["name"] in result.stdout
     assert "vcluster connect" in result.stdout
 
@@ -72,18 +102,40 @@ def test_rotate_ca_generated_then_bring_your_own_then_an_invalid_one_is_refused(
     cert_pem, key_pem = self_signed_ca("my-own-ca")
     (tmp_path / "ca.crt").write_bytes(cert_pem)
     (tmp_path / "ca.key").write_bytes(key_pem)
-    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "90s",
-                     "--ca-cert", str(tmp_path / "ca.crt"), "--ca-key", str(tmp_path / "ca.key"))
+    result = run_cli(
+        kube_cluster.kubeconfig,
+        vc.namespace,
+        "rotate-ca",
+        vc.name,
+        "--yes",
+        "--timeout",
+        "90s",
+        "--ca-cert",
+        str(tmp_path / "ca.crt"),
+        "--ca-key",
+        str(tmp_path / "ca.key"),
+    )
     assert result.returncode == 0, result.stderr
     second = snapshot(kube_session, vc.namespace, vc.name)
-    assert x509.load_pem_x509_certificates(second.data["ca.crt"])[0] == x509.load_pem_x509_certificate(cert_pem)
+    assert x509.load_pem_x509_certificates(second.data["ca.crt"])[0] == x509.load_pem_x509_certificate(
+        cert_pem
+    )
     assert inspect_pki(second.data, now=datetime.now(UTC)).worst is Status.OK
 
     # 3. an invalid BYO CA (key of another CA): refused, nothing changed
     _other_cert, other_key = self_signed_ca("other")
     (tmp_path / "bad.key").write_bytes(other_key)
-    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate-ca", vc.name, "--yes",
-                     "--ca-cert", str(tmp_path / "ca.crt"), "--ca-key", str(tmp_path / "bad.key"))
+    result = run_cli(
+        kube_cluster.kubeconfig,
+        vc.namespace,
+        "rotate-ca",
+        vc.name,
+        "--yes",
+        "--ca-cert",
+        str(tmp_path / "ca.crt"),
+        "--ca-key",
+        str(tmp_path / "bad.key"),
+    )
     assert result.returncode == 14, result.stderr
     assert "kubectl vcerts: error:" in result.stderr and "PRIVATE KEY" not in result.stderr + result.stdout
     assert snapshot(kube_session, vc.namespace, vc.name) == second
@@ -97,12 +149,24 @@ def test_update_kubeconfig_replaces_the_old_ca_and_admin_credentials_after_a_bac
     user_config = tmp_path / "user.kubeconfig"
     user_config.write_bytes(before.data["admin.conf"])
     user_config.chmod(0o600)
-    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "90s",
-                     "--update-kubeconfig", env={"KUBECONFIG": str(user_config)})
+    result = run_cli(
+        kube_cluster.kubeconfig,
+        vc.namespace,
+        "rotate-ca",
+        vc.name,
+        "--yes",
+        "--timeout",
+        "90s",
+        "--update-kubeconfig",
+        env={"KUBECONFIG": str(user_config)},
+    )
     assert result.returncode == 0, result.stderr
     after = snapshot(kube_session, vc.namespace, vc.name)
     updated = yaml.safe_load(user_config.read_text())
-    assert base64.b64decode(updated["clusters"][0]["cluster"]["certificate-authority-data"]) == after.data["ca.crt"]
+    assert (
+        base64.b64decode(updated["clusters"][0]["cluster"]["certificate-authority-data"])
+        == after.data["ca.crt"]
+    )
     new_admin = yaml.safe_load(after.data["admin.conf"])["users"][0]["user"]
     assert updated["users"][0]["user"]["client-certificate-data"] == new_admin["client-certificate-data"]
     [saved] = list(tmp_path.glob("user.kubeconfig.bak-*"))
@@ -118,8 +182,9 @@ def test_an_expired_ca_is_refused_by_rotate_and_fixed_by_rotate_ca(
     refused = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--force")
     assert refused.returncode == 13 and "rotate-ca" in refused.stderr
     assert snapshot(kube_session, vc.namespace, vc.name) == before
-    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate-ca", vc.name, "--yes", "--force",
-                     "--timeout", "90s")
+    result = run_cli(
+        kube_cluster.kubeconfig, vc.namespace, "rotate-ca", vc.name, "--yes", "--force", "--timeout", "90s"
+    )
     assert result.returncode == 0, result.stderr
     after = snapshot(kube_session, vc.namespace, vc.name)
     assert inspect_pki(after.data, now=datetime.now(UTC)).worst is Status.OK

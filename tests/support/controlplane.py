@@ -23,6 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -146,8 +147,13 @@ def _ready(server: str, ca_file: Path) -> bool:
 
 
 def start_control_plane(pki_dir: Path, workdir: Path, *, etcd: Path | None = None,
-                        apiserver: Path | None = None, timeout: float = READY_TIMEOUT) -> RunningControlPlane:
-    """Start etcd and kube-apiserver from `pki_dir` (vCluster's /data/pki layout); wait for /readyz."""
+                        apiserver: Path | None = None, timeout: float = READY_TIMEOUT,
+                        extra_apiserver_args: Sequence[str] = ()) -> RunningControlPlane:
+    """Start etcd and kube-apiserver from `pki_dir` (vCluster's /data/pki layout); wait for /readyz.
+
+    Reusing the same `workdir` keeps the etcd data (objects survive a restart with a new PKI).
+    `extra_apiserver_args` are appended (a later flag wins for single-valued flags).
+    """
     pki = pki_dir.resolve()
     workdir = workdir.resolve()
     logs = workdir / "logs"
@@ -165,7 +171,7 @@ def start_control_plane(pki_dir: Path, workdir: Path, *, etcd: Path | None = Non
         with (logs / "kube-apiserver.log").open("ab") as log:
             plane.processes.append(subprocess.Popen(
                 [str(apiserver or binary("kube-apiserver")),
-                 *_apiserver_args(pki, etcd_endpoint, api_port, workdir)],
+                 *_apiserver_args(pki, etcd_endpoint, api_port, workdir), *extra_apiserver_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
         deadline = time.monotonic() + timeout
         while not _ready(plane.server, plane.ca_file):

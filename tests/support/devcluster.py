@@ -358,7 +358,8 @@ class DevCluster:
                 return False
             for component in COMPONENTS:
                 self.component_pid(component)  # drops pid files that are not this cluster's processes
-            self.kwokctl("delete", "cluster")
+            # --kubeconfig "": never edit the user's kubeconfig (kwokctl would remove a context from it).
+            self.kwokctl("delete", "cluster", "--kubeconfig", "")
             self._config_path.unlink(missing_ok=True)
             return True
 

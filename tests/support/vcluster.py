@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import secrets
 import sys
 import tempfile
 import time
@@ -460,7 +461,8 @@ def _create_volumes(session: KubeSession, namespace: str, statefulset: str, repl
     names = []
     for i in range(replicas):
         claim = f"data-{statefulset}-{i}"
-        pv_name = f"vcerts-{namespace}-{claim}"[:253]
+        # Unique per call: a PV of an earlier run may still be terminating under the same claim name.
+        pv_name = f"vcerts-{namespace}-{claim}"[:240] + f"-{secrets.token_hex(3)}"
         session.core.create_persistent_volume(_persistent_volume(pv_name, namespace, claim))
         names.append(pv_name)
     return names

@@ -1,0 +1,297 @@
+"""The `kubectl vcerts` command line: kubectl's global flags, lazily registered commands, error rendering.
+
+Registering a command
+---------------------
+`COMMANDS` below is the one list of commands. Each line is
+
+    Entry("<command name>", "<module path>", "<one-line help for `kubectl vcerts --help`>"),
+
+and the module exposes either
+
+  * ``def command(ctx: typer.Context, ...) -> None`` — a plain command (its docstring is its help), or
+  * ``app: typer.Typer`` — a group of sub-commands (e.g. ``backups list|export|prune``).
+
+Registering one is a one-line additive edit; list only modules that exist. A module is imported only
+when its command runs, its own help is shown, or the shell completes inside it — never for
+`kubectl vcerts --help`, which stays free of the Kubernetes client (and fast). Commands get their
+dependencies with `cli.deps.get_deps(ctx)`; the root callback builds them from the global flags.
+
+Global flags (`--kubeconfig`, `--context`, `-n/--namespace`, `--request-timeout`, `-v/--verbose`) may
+be written anywhere on the line, as with kubectl: `main` moves them in front of the sub-command.
+
+Errors: every `VcertsError` is caught once, in `run`, and printed as ``kubectl vcerts: error: …`` and
+``  hint: …`` on stderr, exiting with its `ExitCode`. Anything else prints one line and
+"run with -v for details" (the traceback only with -v; never local variables: they hold keys).
+
+Imports typer only; nothing from kube/, kubernetes or rich at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import re
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+import typer
+from typer.core import TyperGroup
+
+from kubectl_vcerts import __version__
+from kubectl_vcerts.errors import ExitCode, UsageError, VcertsError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # the sub-command, as typed
+    module: str  # exposes `command` (plain command) or `app` (typer.Typer sub-group)
+    help: str  # short help shown by `kubectl vcerts --help` without importing the module
+
+
+COMMANDS: tuple[Entry, ...] = (
+    Entry("check", "kubectl_vcerts.cli.check", "Show the certificates of vClusters and when they expire."),
+    Entry("rotate", "kubectl_vcerts.cli.rotate", "Renew the leaf certificates (the CA is kept)."),
+    Entry("rotate-ca", "kubectl_vcerts.cli.rotate_ca", "Replace the CA (or bring your own) and all leaves."),
+    Entry("restore", "kubectl_vcerts.cli.restore", "Put a backup (or a PKI directory) back."),
+    Entry("backups", "kubectl_vcerts.cli.backups", "List, export and prune backups."),
+    Entry("nodeclaims", "kubectl_vcerts.cli.nodeclaims", "NodeClaims of vCluster Platform instances."),
+)
+
+# --------------------------------------------------------------------------------- lazy commands
+
+
+def load_command(entry: Entry) -> Any:
+    """Import an entry's module and turn what it exposes into a click command named `entry.name`."""
+    module = importlib.import_module(entry.module)
+    sub_app = getattr(module, "app", None)
+    if isinstance(sub_app, typer.Typer):
+        group = typer.main.get_group(sub_app)
+        group.name = entry.name
+        return group
+    function = getattr(module, "command", None)
+    if function is None:
+        raise RuntimeError(f"{entry.module} exposes neither `command` nor `app`")
+    single = typer.Typer(pretty_exceptions_show_locals=False)
+    single.command(name=entry.name)(function)
+    command = typer.main.get_command(single)
+    command.name = entry.name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The root group: commands defined in this module, plus `COMMANDS` imported on first use."""
+
+    lazy: ClassVar[dict[str, Entry]] = {entry.name: entry for entry in COMMANDS}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *self.lazy]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        own = super().get_command(ctx, cmd_name)
+        if own is not None or cmd_name not in self.lazy:
+            return own
+        loaded = load_command(self.lazy[cmd_name])
+        self.commands[cmd_name] = loaded  # later look-ups (and help) reuse it
+        return loaded
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Plain help (no rich) for the lazy entries without importing them."""
+        rows = [(name, cmd.get_short_help_str(limit=70)) for name, cmd in sorted(self.commands.items())
+                if name not in self.lazy and not cmd.hidden]
+        rows += [(entry.name, entry.help) for entry in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    name="kubectl vcerts",
+    help="Check and rotate vCluster certificates through the host cluster's API (no exec, no helper pods).",
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: fast, and no rich import for --help
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# --------------------------------------------------------------------------------- global flags
+
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_request_timeout(text: str) -> float | None:
+    """kubectl's --request-timeout: "0" (no timeout), a bare number of seconds, or a Go duration such as
+    "5s", "1m", "1m30s", "500ms". Returns seconds, None for no timeout."""
+    value = text.strip()
+    if re.fullmatch(r"\d+", value):
+        seconds = float(value)
+    else:
+        pos, seconds = 0, 0.0
+        for match in _GO_DURATION.finditer(value):
+            if match.start() != pos:
+                break
+            amount, unit = float(match.group(1)), match.group(2)
+            seconds += amount * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+            pos = match.end()
+        if not value or pos != len(value):
+            raise UsageError(f"--request-timeout: cannot parse {text!r}",
+                             hint='use kubectl\'s forms: "0" (none), "30", "5s", "1m", "1m30s"')
+    return seconds or None
+
+
+VALUE_FLAGS = frozenset({"--kubeconfig", "--context", "--namespace", "-n", "--request-timeout"})
+BOOL_FLAGS = frozenset({"-v", "--verbose"})
+
+
+def hoist_global_flags(args: Sequence[str]) -> list[str]:
+    """Move kubectl's global flags (and their values), wherever typed, in front of the sub-command, so
+    that `check NAME -n NS --context X` works. Forms: `--flag value`, `--flag=value`, `-n value`,
+    `-nvalue`, `-n=value`. Everything after `--` is left alone."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        name = arg.partition("=")[0] if arg.startswith("--") else arg
+        if arg in BOOL_FLAGS:
+            front.append(arg)
+        elif name in VALUE_FLAGS and name != arg:
+            front.append(arg)  # --flag=value
+        elif arg in VALUE_FLAGS:
+            front.append(arg)
+            if index + 1 < len(args):
+                front.append(args[index + 1])
+                index += 1
+        elif arg.startswith("-n") and not arg.startswith("--") and len(arg) > 2:
+            front += ["-n", arg[2:].removeprefix("=")]
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    kubeconfig: Annotated[str | None, typer.Option(
+        "--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).",
+        show_default=False)] = None,
+    context: Annotated[str | None, typer.Option(
+        "--context", help="The kubeconfig context to use.", show_default=False)] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="Namespace of the vCluster (default: the context's).",
+        show_default=False)] = None,
+    request_timeout: Annotated[str, typer.Option(
+        "--request-timeout", help='Per-request timeout, e.g. "5s", "1m"; "0" means none.')] = "0",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug output; tracebacks on failure.")]
+    = False,
+) -> None:
+    """kubectl vcerts: check and rotate vCluster certificates through the host cluster's API."""
+    from kubectl_vcerts.cli.deps import Deps
+    from kubectl_vcerts.kube.client import KubeTarget
+
+    target = KubeTarget(kubeconfig=kubeconfig, context=context, namespace=namespace,
+                        request_timeout=parse_request_timeout(request_timeout))
+    if isinstance(ctx.obj, Deps):  # tests inject clocks or connections; flags still choose the target
+        ctx.obj.target = target
+        ctx.obj.verbose = ctx.obj.verbose or verbose
+    else:
+        ctx.obj = Deps(target=target, verbose=verbose)
+
+
+# --------------------------------------------------------------------------------- version
+
+
+@app.command("version")
+def version(
+    ctx: typer.Context,
+    output: Annotated[str, typer.Option("--output", "-o", help="Output format: table or json.")] = "table",
+    client_only: Annotated[bool, typer.Option("--client", help="Do not contact the cluster.")] = False,
+) -> None:
+    """Print the plugin, Python and Kubernetes server versions."""
+    from kubectl_vcerts.cli.deps import get_deps
+
+    deps = get_deps(ctx)
+    if output not in ("table", "json"):
+        raise UsageError(f"--output {output} is not supported by version", hint="use table or json")
+    doc: dict[str, Any] = {"plugin": __version__, "python": platform.python_version(), "server": None}
+    error: str | None = None
+    if not client_only:
+        try:
+            from kubectl_vcerts.kube.discovery import server_version
+
+            doc["server"] = server_version(deps.session())
+        except VcertsError as exc:
+            error = exc.message
+    if output == "json":
+        import json
+
+        print(json.dumps(doc, indent=2))
+        return
+    print(f"kubectl vcerts: {doc['plugin']}")
+    print(f"Python:         {doc['python']}")
+    if not client_only:
+        print(f"Server:         {doc['server'] or f'unreachable ({error})'}")
+
+
+# --------------------------------------------------------------------------------- entry points
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    print(f"kubectl vcerts: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"  hint: {hint}", file=sys.stderr)
+
+
+def _safe_line(exc: BaseException) -> str:
+    """One line about an unexpected exception, without anything that looks like key material."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if "PRIVATE KEY" in text or "BEGIN " in text:
+        text = "(message withheld: it may contain key material)"
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def run(argv: Sequence[str] | None = None, *, obj: Any = None) -> int:
+    """Run the command line and return the exit code (everything is caught and rendered here)."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer.exceptions import Abort
+
+    args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
+    head = args[: args.index("--")] if "--" in args else args
+    verbose = any(a in BOOL_FLAGS for a in head)
+    try:
+        result = app(args=args, prog_name="kubectl vcerts", standalone_mode=False, obj=obj)
+        return int(result) if isinstance(result, int) else 0
+    except VcertsError as exc:
+        if verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        _print_error(exc.message, exc.hint)
+        return int(exc.exit_code)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except ClickException as exc:
+        context = getattr(exc, "ctx", None)
+        path = context.command_path if context is not None else "kubectl vcerts"
+        _print_error(exc.format_message(), f"see `{path} --help`")
+        return int(ExitCode.USAGE)
+    except (Abort, KeyboardInterrupt):
+        print("kubectl vcerts: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        _print_error(f"unexpected failure: {_safe_line(exc)}", "run with -v for details" if not verbose
+                     else "this is a bug; please report it with the output above")
+        return int(ExitCode.FAILURE)
+
+
+def main() -> None:
+    """Console entry point (`kubectl-vcerts`)."""
+    sys.exit(run())

@@ -1,0 +1,181 @@
+"""Shared renderers of the commands: tables, JSON/YAML documents, progress on stderr, confirmation.
+
+    jsonable(value) -> Any                 dataclasses/enums/datetimes/timedeltas → plain JSON values
+    rfc3339(dt) -> str | None              "2026-11-29T04:17:26Z" (UTC, whole seconds)
+    format_expiry(dt) -> str               vCluster's EXPIRES ON format, "Jan 02, 2006 15:04 UTC"
+    format_remaining(delta) -> str         "364d", "23h", "-2d" (negative: expired that long ago)
+    emit_document(deps, doc, output)       -o json | yaml of a document (dict), to stdout
+    print_table(deps, headers, rows)       a plain kubectl-like table on stdout (colour only on a TTY)
+    progress(deps) -> Progress             live status on stderr on a TTY; plain lines with -v; else silent
+    confirm(deps, question, yes=...)       True with --yes; ask on a TTY; else raise UsageError
+
+Documents are built by each command from its report (the command owns its schema and documents it);
+these helpers only serialise. Time values in documents: RFC 3339 UTC with a trailing "Z"; durations:
+whole seconds. Imports rich lazily (through Deps); never imports kubernetes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from kubectl_vcerts.cli.deps import Deps
+from kubectl_vcerts.cli.options import OutputFormat
+from kubectl_vcerts.errors import UsageError
+from kubectl_vcerts.rotation.ports import Progress, ProgressEvent
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_expiry(value: datetime | None) -> str:
+    """`vcluster certs check`'s EXPIRES ON column (Go layout "Jan 02, 2006 15:04 MST", in UTC)."""
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%b %d, %Y %H:%M UTC")
+
+
+def format_remaining(delta: timedelta | None) -> str:
+    """Residual time, coarse like kubectl's AGE: days when ≥ 2 days, else hours, else minutes."""
+    if delta is None:
+        return "-"
+    seconds = int(delta.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    if seconds >= 2 * 86400:
+        text = f"{seconds // 86400}d"
+    elif seconds >= 2 * 3600:
+        text = f"{seconds // 3600}h"
+    else:
+        text = f"{seconds // 60}m"
+    return sign + text
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy: dataclass fields (repr=False fields are left out: they may hold key
+    material), enums by value, datetimes RFC 3339 UTC, timedeltas in seconds, bytes never."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, bytes | bytearray):
+        raise TypeError("refusing to serialise bytes (could be key material)")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def dump_document(doc: Mapping[str, Any], output: OutputFormat) -> str:
+    """The text of a document as JSON (indented 2) or YAML (keys in document order)."""
+    plain = jsonable(doc)
+    if output is OutputFormat.YAML:
+        import yaml
+
+        return str(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True))
+    return json.dumps(plain, indent=2, ensure_ascii=False) + "\n"
+
+
+def emit_document(deps: Deps, doc: Mapping[str, Any], output: OutputFormat) -> None:
+    deps.out.file.write(dump_document(doc, output))
+    deps.out.file.flush()
+
+
+def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """kubectl's layout: left-aligned columns separated by three spaces, never cut or wrapped."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    return ["   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+            for line in [list(headers), *rows]]
+
+
+def print_table(deps: Deps, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                styles: Sequence[str | None] | None = None) -> None:
+    """A table on stdout like `kubectl get`. `styles` gives a rich style per row, applied only when
+    stdout is a terminal (pipes and files get plain text)."""
+    lines = table_lines(headers, rows)
+    if not deps.out.is_terminal:
+        deps.out.file.write("".join(line + "\n" for line in lines))
+        deps.out.file.flush()
+        return
+    from rich.text import Text
+
+    deps.out.print(Text(lines[0], style="bold"), crop=False, overflow="ignore")
+    for index, line in enumerate(lines[1:]):
+        style = (styles[index] if styles is not None else None) or ""
+        deps.out.print(Text(line, style=style), crop=False, overflow="ignore")
+
+
+STATUS_STYLES = {"OK": "green", "EXPIRING": "yellow", "EXPIRED": "red", "NOT YET VALID": "red",
+                 "INVALID": "red bold"}
+
+
+def progress(deps: Deps) -> Progress:
+    """A Progress callback: on a terminal, a live status line on stderr; with -v and no terminal, one
+    plain line per event on stderr; otherwise nothing (stdout stays pure data)."""
+    if deps.err.is_terminal:
+        status = deps.err.status("")
+        started = False
+
+        def live(event: ProgressEvent) -> None:
+            nonlocal started
+            if event.done:
+                status.stop()
+                started = False
+                deps.err.print(f"✓ {event.step}: {event.message}", markup=False, highlight=False)
+                return
+            status.update(f"{event.step}: {event.message}")
+            if not started:
+                status.start()
+                started = True
+
+        return live
+    if deps.verbose:
+        def plain(event: ProgressEvent) -> None:
+            mark = "done" if event.done else "..."
+            deps.err.print(f"{event.step}: {event.message} {mark}", markup=False, highlight=False)
+
+        return plain
+
+    def silent(_event: ProgressEvent) -> None:
+        return None
+
+    return silent
+
+
+@contextmanager
+def spinner(deps: Deps, message: str) -> Iterator[None]:
+    """A transient status on stderr while a read is under way (only on a terminal)."""
+    if not deps.err.is_terminal:
+        yield
+        return
+    with deps.err.status(message):
+        yield
+
+
+def confirm(deps: Deps, question: str, *, yes: bool) -> bool:
+    """True when --yes; on a terminal ask (default no); not on a terminal without --yes: UsageError."""
+    if yes:
+        return True
+    if not deps.interactive:
+        raise UsageError(
+            f"refusing to {question.rstrip('?').lower()} without --yes when not on a terminal",
+            hint="pass --yes to confirm (or --dry-run to see the plan)",
+        )
+    answer = deps.err.input(f"{question} [y/N] ")
+    return answer.strip().lower() in ("y", "yes")

@@ -1,0 +1,198 @@
+"""`KubeReader`: the read-side port (`rotation.ports.VClusterReader`) implemented against a session.
+
+Lists StatefulSets and Deployments labelled app=vcluster, pods (with kubectl's printer status, the one
+vCluster's status algorithm uses) and Secrets. Reads ask for raw JSON and reduce it to plain records
+here: faster than the client's model deserialiser on large lists, and nothing client-specific leaks
+into rotation/. The all-namespaces → context-namespace fallback on Forbidden lives in
+rotation/discovery.py (it is vCluster's rule, not an API detail).
+
+Imports kubernetes only inside functions (through the session).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.errors import NotFoundError
+from kubectl_vcerts.kube import secrets
+from kubectl_vcerts.kube.client import KubeSession
+from kubectl_vcerts.kube.translate import Target, api_call
+from kubectl_vcerts.rotation.model import PodState, WorkloadKind
+from kubectl_vcerts.rotation.ports import ListedPod, SecretObject, WorkloadRecord
+
+
+def _json(response: Any) -> Any:
+    try:
+        return json.loads(response.data)
+    finally:
+        response.release_conn()
+
+
+# ----------------------------------------------------------------------------------- pod status
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int) else 0
+
+
+def _condition_true(status: Mapping[str, Any], kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or ())
+
+
+def pod_status(pod: Mapping[str, Any]) -> str:
+    """The STATUS column of `kubectl get pods` (kubectl's printPod, which vCluster's GetPodStatus copies):
+    phase or status.reason; an init container's failure (`Init:…`); the last non-empty waiting or
+    terminated reason of the containers; `Terminating` while deleted (`Unknown` when the node was lost)."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    reason: str = status.get("phase") or ""
+    if status.get("reason"):
+        reason = status["reason"]
+    init_specs = spec.get("initContainers") or ()
+    sidecars = {c.get("name") for c in init_specs if c.get("restartPolicy") == "Always"}
+    initializing = False
+    for index, container in enumerate(status.get("initContainerStatuses") or ()):
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated is not None and _int(terminated.get("exitCode")) == 0:
+            continue
+        if container.get("name") in sidecars and container.get("started"):
+            continue  # a started sidecar does not hold initialisation up
+        if terminated is not None:
+            if terminated.get("reason"):
+                reason = "Init:" + terminated["reason"]
+            elif _int(terminated.get("signal")):
+                reason = f"Init:Signal:{_int(terminated.get('signal'))}"
+            else:
+                reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
+        elif waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{index}/{len(init_specs)}"
+        initializing = True
+        break
+    if not initializing or _condition_true(status, "Initialized"):
+        has_running = False
+        for container in reversed(status.get("containerStatuses") or ()):
+            state = container.get("state") or {}
+            waiting, terminated = state.get("waiting"), state.get("terminated")
+            if waiting is not None and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated is not None and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated is not None:
+                signal = _int(terminated.get("signal"))
+                reason = f"Signal:{signal}" if signal else f"ExitCode:{_int(terminated.get('exitCode'))}"
+            elif container.get("ready") and state.get("running") is not None:
+                has_running = True
+        if reason == "Completed" and has_running:
+            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
+    if meta.get("deletionTimestamp"):
+        if status.get("reason") == "NodeLost":
+            reason = "Unknown"
+        elif status.get("phase") not in ("Succeeded", "Failed"):
+            reason = "Terminating"
+    return reason
+
+
+def pod_state(pod: Mapping[str, Any]) -> PodState:
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    return PodState(
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        status=pod_status(pod),
+        ready=_condition_true(status, "Ready"),
+        phase=status.get("phase") or "Unknown",
+    )
+
+
+# ----------------------------------------------------------------------------------- workloads
+def workload_record(kind: WorkloadKind, obj: Mapping[str, Any]) -> WorkloadRecord:
+    """Reduce a StatefulSet or Deployment (API JSON) to what discovery reads."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    pod_spec = (spec.get("template") or {}).get("spec") or {}
+    syncer = next((c for c in pod_spec.get("containers") or () if c.get("name") == contract.SYNCER_CONTAINER),
+                  None)
+    replicas = spec.get("replicas")
+    return WorkloadRecord(
+        kind=kind,
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        replicas=replicas if isinstance(replicas, int) else 1,
+        syncer_image=None if syncer is None else syncer.get("image"),
+        syncer_mounts=tuple(m.get("name", "") for m in (syncer or {}).get("volumeMounts") or ()),
+        claim_templates=tuple(((t.get("metadata") or {}).get("name", ""))
+                              for t in spec.get("volumeClaimTemplates") or ()),
+        pvc_volumes=tuple(v.get("name", "") for v in pod_spec.get("volumes") or ()
+                          if v.get("persistentVolumeClaim") is not None),
+    )
+
+
+class KubeReader:
+    """Implements `rotation.ports.VClusterReader` with one list call per method call."""
+
+    def __init__(self, session: KubeSession) -> None:
+        self.session = session
+
+    @property
+    def default_namespace(self) -> str:
+        return self.session.namespace
+
+    def _list(self, resource: str, namespace: str | None, selector: str,
+              namespaced: Callable[..., Any], everywhere: Callable[..., Any]) -> list[dict[str, Any]]:
+        kwargs = {"label_selector": selector, "_preload_content": False, **self.session.kwargs()}
+        if namespace is None:
+            body = api_call(Target("list", resource), lambda: _json(everywhere(**kwargs)))
+        else:
+            body = api_call(Target("list", resource, None, namespace),
+                            lambda: _json(namespaced(namespace, **kwargs)))
+        return list(body.get("items") or ())
+
+    def list_workloads(self, *, namespace: str | None, release: str | None = None) -> list[WorkloadRecord]:
+        selector = contract.VCLUSTER_SELECTOR
+        if release is not None:
+            selector += f",{contract.RELEASE_LABEL}={release}"
+        apps = self.session.apps
+        statefulsets = self._list("statefulsets.apps", namespace, selector, apps.list_namespaced_stateful_set,
+                                  apps.list_stateful_set_for_all_namespaces)
+        deployments = self._list("deployments.apps", namespace, selector,
+                                 apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces)
+        return ([workload_record(WorkloadKind.STATEFULSET, o) for o in statefulsets]
+                + [workload_record(WorkloadKind.DEPLOYMENT, o) for o in deployments])
+
+    def list_pods(self, *, namespace: str | None, selector: str) -> list[ListedPod]:
+        core = self.session.core
+        items = self._list("pods", namespace, selector, core.list_namespaced_pod,
+                           core.list_pod_for_all_namespaces)
+        return [
+            ListedPod(
+                namespace=(item.get("metadata") or {}).get("namespace", ""),
+                release=((item.get("metadata") or {}).get("labels") or {}).get(contract.RELEASE_LABEL, ""),
+                state=pod_state(item),
+            )
+            for item in items
+        ]
+
+    def read_secret(self, *, namespace: str, name: str) -> SecretObject | None:
+        try:
+            return secrets.get_secret(self.session, namespace=namespace, name=name)
+        except NotFoundError:
+            return None
+
+    def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
+        return secrets.list_secrets(self.session, label_selector=selector, namespace=namespace)
+
+
+def server_version(session: KubeSession) -> str:
+    """The API server's gitVersion (GET /version)."""
+    from kubernetes import client as k8s
+
+    info = api_call(Target("get", "version"),
+                    lambda: k8s.VersionApi(session.api_client).get_code(**session.kwargs()))
+    return str(info.git_version)

@@ -1,0 +1,145 @@
+"""`check`: read a vCluster's `NAME-certs` and judge it with the PKI library; never changes anything.
+
+`check_vcluster` reads one vCluster (find + one secret get). `check_all` builds one summary row per
+vCluster from a fixed number of list calls, whatever their number: Secrets labelled app=vcluster (certs
+secrets carry app=vcluster,vcluster-name=NAME since vCluster v0.24, and vc-config-NAME carries the chart
+labels), StatefulSets, Deployments and control-plane pods. A certs secret without those labels (made by
+vCluster < v0.24) is not in the list; for such vClusters only, one extra get of NAME-certs is made.
+
+Works on a vCluster in any state (crash-looping, scaled down) and any distro: reading needs neither.
+Imports nothing from kube/, cli/, kubernetes, typer or rich.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.errors import ExitCode, ForbiddenError, NotFoundError
+from kubectl_vcerts.pki import PkiReport, Status, inspect_pki
+from kubectl_vcerts.rotation.discovery import assemble_vclusters, find_vcluster, list_accessible_workloads
+from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.ports import SecretObject, VClusterReader
+
+DEFAULT_WARN_WITHIN = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The certificates of one vCluster. `pki` is None when NAME-certs does not exist."""
+
+    vcluster: VCluster
+    secret_name: str
+    pki: PkiReport | None
+    checked_at: datetime
+    warn_within: timedelta
+
+    @property
+    def worst(self) -> Status:
+        """A missing secret is INVALID: there is nothing a vCluster could start with."""
+        return Status.INVALID if self.pki is None else self.pki.worst
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One vCluster in `check -A`."""
+
+    vcluster: VCluster
+    secret_name: str
+    pki: PkiReport | None
+
+    @property
+    def worst(self) -> Status:
+        return Status.INVALID if self.pki is None else self.pki.worst
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    rows: tuple[SummaryRow, ...]
+    checked_at: datetime
+    warn_within: timedelta
+    namespace: str | None  # None: all namespaces
+
+    @property
+    def worst(self) -> Status:
+        return worst_status([row.worst for row in self.rows])
+
+
+_SEVERITY = {Status.OK: 0, Status.EXPIRING: 1, Status.NOT_YET_VALID: 2, Status.EXPIRED: 3, Status.INVALID: 4}
+
+
+def worst_status(statuses: Sequence[Status]) -> Status:
+    return max(statuses, key=_SEVERITY.__getitem__, default=Status.OK)
+
+
+def exit_code_for(worst: Status) -> ExitCode:
+    """The documented exit codes of `check`: 0 all fine, CHECK_EXPIRING when something expires within
+    --warn-within, CHECK_EXPIRED when something is expired, not yet valid, invalid or missing."""
+    if worst is Status.OK:
+        return ExitCode.OK
+    if worst is Status.EXPIRING:
+        return ExitCode.CHECK_EXPIRING
+    return ExitCode.CHECK_EXPIRED
+
+
+def inspect_secret(secret: SecretObject | None, *, now: datetime, warn_within: timedelta) -> PkiReport | None:
+    if secret is None:
+        return None
+    migrated = secret.annotations.get(contract.MIGRATED_FROM_K3S_ANNOTATION) == "true"
+    return inspect_pki(secret.data, now=now, warn_within=warn_within, migrated_from_k3s=migrated)
+
+
+def check_vcluster(reader: VClusterReader, *, name: str, namespace: str, now: datetime,
+                   warn_within: timedelta = DEFAULT_WARN_WITHIN) -> CheckReport:
+    """Find the vCluster and inspect its NAME-certs (NotFoundError lists other namespaces)."""
+    vcluster = find_vcluster(reader, name=name, namespace=namespace)
+    secret_name = contract.certs_secret_name(name)
+    secret = reader.read_secret(namespace=namespace, name=secret_name)
+    return CheckReport(vcluster=vcluster, secret_name=secret_name,
+                       pki=inspect_secret(secret, now=now, warn_within=warn_within),
+                       checked_at=now, warn_within=warn_within)
+
+
+def check_all(reader: VClusterReader, *, namespace: str | None, now: datetime, names: Sequence[str] = (),
+              warn_within: timedelta = DEFAULT_WARN_WITHIN) -> CheckSummary:
+    """One row per vCluster in `namespace` (None: every namespace), optionally only those in `names`.
+
+    A name in `names` that matches no vCluster raises NotFoundError before anything is reported.
+    """
+    workloads, listed = list_accessible_workloads(reader, namespace=namespace)
+    if not workloads:
+        vclusters: list[VCluster] = []
+        by_name: dict[tuple[str, str], SecretObject] = {}
+    else:
+        try:
+            secrets = reader.list_secrets(namespace=listed, selector=contract.VCLUSTER_CERTS_SELECTOR)
+        except ForbiddenError:
+            if listed is not None:
+                raise
+            listed = reader.default_namespace
+            secrets = reader.list_secrets(namespace=listed, selector=contract.VCLUSTER_CERTS_SELECTOR)
+            workloads = [w for w in workloads if w.namespace == listed]
+        by_name = {(s.namespace, s.name): s for s in secrets}
+        pods = reader.list_pods(namespace=listed, selector=contract.VCLUSTER_SELECTOR)
+        vclusters = assemble_vclusters(workloads, configs=by_name.values(), pods=pods)
+    if names:
+        wanted = set(names)
+        missing = sorted(wanted - {vc.name for vc in vclusters})
+        if missing:
+            where = "any namespace" if namespace is None else f"namespace {namespace}"
+            raise NotFoundError(f"vcluster {', '.join(missing)} not found in {where}",
+                                hint="list vClusters with `kubectl vcerts check -A`")
+        vclusters = [vc for vc in vclusters if vc.name in wanted]
+    rows = []
+    for vc in vclusters:
+        secret_name = contract.certs_secret_name(vc.name)
+        secret = by_name.get((vc.namespace, secret_name))
+        if secret is None:
+            # vCluster < v0.24 wrote NAME-certs without labels: the list cannot see it.
+            secret = reader.read_secret(namespace=vc.namespace, name=secret_name)
+        rows.append(SummaryRow(vcluster=vc, secret_name=secret_name,
+                               pki=inspect_secret(secret, now=now, warn_within=warn_within)))
+    rows.sort(key=lambda r: (r.vcluster.namespace, r.vcluster.name))
+    return CheckSummary(rows=tuple(rows), checked_at=now, warn_within=warn_within, namespace=namespace)

@@ -1,0 +1,255 @@
+"""Find vClusters on the host cluster the way vCluster's CLI does (pkg/cli/find), through a reader port.
+
+Facts: vcluster-internals.md §1 (discovery, version, status), §4.2 (vc-config-NAME). The functions that
+turn records into a `VCluster` are pure (`assemble_vclusters`, `vcluster_status`, `image_version`,
+`config_facts`); `find_vcluster` and `list_vclusters` do the reads through `VClusterReader`.
+
+Imports nothing from kube/, cli/, kubernetes, typer or rich.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.errors import ForbiddenError, NotFoundError
+from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster, WorkloadKind
+from kubectl_vcerts.rotation.ports import ListedPod, SecretObject, VClusterReader, WorkloadRecord
+
+# vCluster's status strings (pkg/cli/find: type Status string).
+STATUS_RUNNING = "Running"
+STATUS_PAUSED = "Paused"
+STATUS_SLEEPING = "Sleeping (workloads only)"
+STATUS_SCALED_DOWN = "ScaledDown"
+
+CONFIG_SELECTOR = f"{contract.VCLUSTER_SELECTOR},{contract.RELEASE_LABEL}"  # chart labels of vc-config-NAME
+ETCD_SELECTOR = f"app={contract.ETCD_APP_VALUE}"
+
+
+def image_version(image: str | None) -> str:
+    """The syncer image tag, with vCluster's rule: used only if the image splits on ':' into exactly two
+    parts (a registry port or `tag@sha256:` gives three parts and so no version)."""
+    if not image:
+        return ""
+    parts = image.split(":")
+    return parts[1] if len(parts) == 2 else ""
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    """What vc-config-NAME's config.yaml says about the control plane."""
+
+    distro: Distro = Distro.UNKNOWN
+    backing_store: BackingStore = BackingStore.EMBEDDED_DATABASE
+    private_nodes: bool = False
+
+
+def _enabled(tree: Any, *path: str) -> bool:
+    node = tree
+    for key in path:
+        if not isinstance(node, Mapping):
+            return False
+        node = node.get(key)
+    return node is True or (isinstance(node, str) and node.lower() == "true")
+
+
+def config_facts(config: SecretObject | None) -> ConfigFacts:
+    """Distro, backing store and private nodes from vc-config-NAME (§4.2).
+
+    Distro uses the old `Config.Distro()` precedence k3s > k0s > k8s, default k8s; no config secret or
+    an unreadable config.yaml gives `Distro.UNKNOWN` (checking still works; rotating refuses).
+    """
+    if config is None:
+        return ConfigFacts()
+    import yaml
+
+    store_annotation = config.annotations.get(contract.STORE_ANNOTATION, "")
+    try:
+        values = yaml.safe_load(config.data.get(contract.CONFIG_SECRET_KEY, b"") or b"")
+    except yaml.YAMLError:
+        values = None
+    if not isinstance(values, Mapping):
+        store = BackingStore(store_annotation) if store_annotation in set(BackingStore) else None
+        return ConfigFacts(backing_store=store or BackingStore.EMBEDDED_DATABASE)
+    if _enabled(values, "controlPlane", "distro", "k3s", "enabled"):
+        distro = Distro.K3S
+    elif _enabled(values, "controlPlane", "distro", "k0s", "enabled"):
+        distro = Distro.K0S
+    else:
+        distro = Distro.K8S
+    store_path = ("controlPlane", "backingStore")
+    if _enabled(values, *store_path, "etcd", "embedded", "enabled"):
+        store = BackingStore.EMBEDDED_ETCD
+    elif _enabled(values, *store_path, "etcd", "deploy", "enabled"):
+        store = BackingStore.DEPLOYED_ETCD
+    elif _enabled(values, *store_path, "etcd", "external", "enabled"):
+        store = BackingStore.EXTERNAL_ETCD
+    elif _enabled(values, *store_path, "database", "external", "enabled"):
+        store = BackingStore.EXTERNAL_DATABASE
+    elif store_annotation in set(BackingStore):
+        store = BackingStore(store_annotation)
+    else:
+        store = BackingStore.EMBEDDED_DATABASE
+    return ConfigFacts(distro=distro, backing_store=store,
+                       private_nodes=_enabled(values, "privateNodes", "enabled"))
+
+
+def uses_pvc(workload: WorkloadRecord) -> bool:
+    """vCluster's `usesPVC`: the syncer mounts `data` and `data` is a claim template or a PVC volume."""
+    return "data" in workload.syncer_mounts and (
+        "data" in workload.claim_templates or "data" in workload.pvc_volumes
+    )
+
+
+def vcluster_status(workload: WorkloadRecord, config: SecretObject | None, pods: Sequence[PodState]) -> str:
+    """vCluster's status algorithm (`getVCluster`, §1.3): Paused, Sleeping, then the kubectl-printer
+    status of each pod in list order — the last one wins — then ScaledDown or "" without pods."""
+    if (workload.annotations.get(contract.PAUSED_ANNOTATION) == "true"
+            or workload.labels.get(contract.SLEEP_MODE_LABEL) == "true"):
+        return STATUS_PAUSED
+    if config is not None and config.annotations.get(contract.SLEEP_TYPE_ANNOTATION):
+        return STATUS_SLEEPING
+    status = ""
+    for pod in pods:
+        status = pod.status
+    if not pods and workload.replicas == 0:
+        return STATUS_SCALED_DOWN
+    return status
+
+
+def assemble_vcluster(workload: WorkloadRecord, *, config: SecretObject | None, pods: Sequence[PodState],
+                      etcd_pods: Sequence[PodState] = ()) -> VCluster:
+    """One `VCluster` from its workload, its vc-config secret and its pods (all already read)."""
+    facts = config_facts(config)
+    return VCluster(
+        name=workload.labels[contract.RELEASE_LABEL],
+        namespace=workload.namespace,
+        kind=workload.kind,
+        version=image_version(workload.syncer_image),
+        status=vcluster_status(workload, config, pods),
+        replicas=workload.replicas,
+        persistence=uses_pvc(workload),
+        distro=facts.distro,
+        backing_store=facts.backing_store,
+        private_nodes=facts.private_nodes,
+        deployed_etcd=facts.backing_store is BackingStore.DEPLOYED_ETCD,
+        restoring=workload.annotations.get(contract.RESTORING_ANNOTATION) == "true",
+        pods=tuple(pods),
+        etcd_pods=tuple(etcd_pods),
+        annotations=dict(workload.annotations),
+    )
+
+
+def assemble_vclusters(workloads: Iterable[WorkloadRecord], *, configs: Iterable[SecretObject],
+                       pods: Iterable[ListedPod], etcd_pods: Iterable[ListedPod] = ()) -> list[VCluster]:
+    """Pair workloads with their config secrets and pods read by list calls (no per-vCluster reads).
+
+    Workloads without a `release` label do not count (vCluster skips them). Order: as listed
+    (StatefulSets before Deployments), which is vCluster's order.
+    """
+    config_by = {(c.namespace, c.name): c for c in configs}
+    pods_by: dict[tuple[str, str], list[PodState]] = {}
+    for pod in pods:
+        pods_by.setdefault((pod.namespace, pod.release), []).append(pod.state)
+    etcd_by: dict[tuple[str, str], list[PodState]] = {}
+    for pod in etcd_pods:
+        etcd_by.setdefault((pod.namespace, pod.release), []).append(pod.state)
+    found: list[VCluster] = []
+    for workload in workloads:
+        release = workload.labels.get(contract.RELEASE_LABEL)
+        if not release:
+            continue
+        key = (workload.namespace, release)
+        config = config_by.get((workload.namespace, contract.config_secret_name(release)))
+        found.append(assemble_vcluster(workload, config=config, pods=pods_by.get(key, ()),
+                                       etcd_pods=etcd_by.get(key, ())))
+    return found
+
+
+def list_accessible_workloads(reader: VClusterReader, *, namespace: str | None,
+                    release: str | None = None) -> tuple[list[WorkloadRecord], str | None]:
+    """List workloads; all namespaces falls back to the context namespace on Forbidden (vCluster's
+    getAccessibleNS). Returns the records and the namespace actually listed."""
+    try:
+        return reader.list_workloads(namespace=namespace, release=release), namespace
+    except ForbiddenError:
+        if namespace is not None:
+            raise
+        fallback = reader.default_namespace
+        return reader.list_workloads(namespace=fallback, release=release), fallback
+
+
+def list_vclusters(reader: VClusterReader, *, namespace: str | None) -> list[VCluster]:
+    """Every vCluster in `namespace` (None: all namespaces), with five list calls whatever their number:
+    StatefulSets, Deployments, vc-config secrets, control-plane pods and deployed-etcd pods."""
+    workloads, listed = list_accessible_workloads(reader, namespace=namespace)
+    if not workloads:
+        return []
+    configs = reader.list_secrets(namespace=listed, selector=CONFIG_SELECTOR)
+    pods = reader.list_pods(namespace=listed, selector=contract.VCLUSTER_SELECTOR)
+    etcd_pods = reader.list_pods(namespace=listed, selector=ETCD_SELECTOR)
+    return assemble_vclusters(workloads, configs=configs, pods=pods, etcd_pods=etcd_pods)
+
+
+def other_namespaces(reader: VClusterReader, *, name: str, namespace: str) -> list[str]:
+    """Namespaces other than `namespace` holding a vCluster called `name` ([] when we may not look)."""
+    try:
+        workloads = reader.list_workloads(namespace=None, release=name)
+    except ForbiddenError:
+        return []
+    return sorted({w.namespace for w in workloads if w.namespace != namespace})
+
+
+def not_found(reader: VClusterReader, *, name: str, namespace: str) -> NotFoundError:
+    """The error for a missing vCluster, naming the namespaces where one of that name exists."""
+    elsewhere = other_namespaces(reader, name=name, namespace=namespace)
+    if elsewhere:
+        return NotFoundError(
+            f"vcluster {name} not found in namespace {namespace}; found in: {', '.join(elsewhere)}",
+            hint=f"use -n {elsewhere[0]}" if len(elsewhere) == 1 else "use -n NAMESPACE",
+        )
+    return NotFoundError(
+        f"vcluster {name} not found in namespace {namespace}",
+        hint="list vClusters with `kubectl vcerts check -A`, or pass -n NAMESPACE",
+    )
+
+
+def find_vcluster(reader: VClusterReader, *, name: str, namespace: str) -> VCluster:
+    """The vCluster `name` in `namespace` (reads only that vCluster's objects).
+
+    Raises NotFoundError (listing namespaces where a vCluster of that name exists), ForbiddenError,
+    UnreachableError. Works whatever the vCluster's state (crash-looping, scaled down, paused).
+    """
+    workloads = reader.list_workloads(namespace=namespace, release=name)
+    workloads = [w for w in workloads if w.labels.get(contract.RELEASE_LABEL) == name]
+    if not workloads:
+        raise not_found(reader, name=name, namespace=namespace)
+    workload = workloads[0]  # StatefulSet before Deployment, as vCluster lists them
+    release_selector = f"{contract.RELEASE_LABEL}={name}"
+    config = reader.read_secret(namespace=namespace, name=contract.config_secret_name(name))
+    pods = reader.list_pods(namespace=namespace, selector=f"{contract.VCLUSTER_SELECTOR},{release_selector}")
+    etcd_pods = reader.list_pods(namespace=namespace, selector=f"{ETCD_SELECTOR},{release_selector}")
+    return assemble_vcluster(workload, config=config, pods=[p.state for p in pods],
+                             etcd_pods=[p.state for p in etcd_pods])
+
+
+__all__ = [
+    "STATUS_PAUSED",
+    "STATUS_RUNNING",
+    "STATUS_SCALED_DOWN",
+    "STATUS_SLEEPING",
+    "ConfigFacts",
+    "WorkloadKind",
+    "assemble_vcluster",
+    "assemble_vclusters",
+    "config_facts",
+    "find_vcluster",
+    "image_version",
+    "list_accessible_workloads",
+    "list_vclusters",
+    "not_found",
+    "uses_pvc",
+    "vcluster_status",
+]

@@ -1,0 +1,56 @@
+"""DevCluster never signals a process that is not one of its own components."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.support.devcluster import WAITING_REASON_LABEL, WAITING_STAGE, DevCluster
+
+
+def _cluster(tmp_path: Path) -> DevCluster:
+    cluster = DevCluster("unit", bin_dir=tmp_path / "bin", workdir=tmp_path / "kwok")
+    (cluster.cluster_dir / "pids").mkdir(parents=True)
+    return cluster
+
+
+def test_a_pid_file_naming_a_foreign_process_is_dropped_not_trusted(tmp_path: Path) -> None:
+    cluster = _cluster(tmp_path)
+    pid_file = cluster.cluster_dir / "pids" / "kube-apiserver.pid"
+    pid_file.write_text(str(os.getpid()))  # alive, but its command line does not name the cluster
+    assert cluster.component_pid("kube-apiserver") is None
+    assert not pid_file.exists()
+
+
+def test_a_pid_file_naming_an_exited_process_is_dropped(tmp_path: Path) -> None:
+    cluster = _cluster(tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    pid_file = cluster.cluster_dir / "pids" / "etcd.pid"
+    pid_file.write_text(str(child.pid))
+    assert cluster.component_pid("etcd") is None
+    assert not pid_file.exists()
+
+
+def test_a_running_component_of_this_cluster_is_recognised(tmp_path: Path) -> None:
+    cluster = _cluster(tmp_path)
+    marker = cluster.cluster_dir / "kwok.yaml"
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(30)", str(marker)])
+    try:
+        (cluster.cluster_dir / "pids" / "kwok-controller.pid").write_text(str(child.pid))
+        assert cluster.component_pid("kwok-controller") == child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_the_waiting_stage_selects_labelled_pending_pods_and_outweighs_pod_ready() -> None:
+    stage = yaml.safe_load(WAITING_STAGE)
+    keys = [e["jq"]["key"] for e in stage["spec"]["selector"]["matchExpressions"]]
+    assert f'.metadata.labels["{WAITING_REASON_LABEL}"]' in keys
+    assert stage["spec"]["weight"] > 0
+    assert f'index .metadata.labels "{WAITING_REASON_LABEL}"' in stage["spec"]["next"]["statusTemplate"]
