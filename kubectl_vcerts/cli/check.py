@@ -230,18 +230,19 @@ def command(
     Exit codes: 0 all fine, 3 something expires within --warn-within, 4 something is expired, not yet
     valid, invalid or missing.
     """
-    from kubectl_vcerts.kube.discovery import KubeReader
+    from kubectl_vcerts.kube.discovery import KubeReader, open_reader
     from kubectl_vcerts.rotation.check import check_all, check_vcluster
 
     deps = get_deps(ctx)
     window = parse_warn_within(warn_within)
     names = list(dict.fromkeys(names or []))
-    session = deps.session()
-    reader = KubeReader(session)
+    # Reading needs no kubernetes client for plain kubeconfigs (fast start); injected connections win.
+    reader = open_reader(deps.target, deps.session) if deps.connect is None else KubeReader(deps.session())
+    namespace = reader.default_namespace
     wide = output is OutputFormat.WIDE
     if len(names) == 1 and not all_namespaces:
         with spinner(deps, f"reading {contract.certs_secret_name(names[0])}"):
-            report = check_vcluster(reader, name=names[0], namespace=session.namespace, now=deps.now(),
+            report = check_vcluster(reader, name=names[0], namespace=namespace, now=deps.now(),
                                     warn_within=window)
         if output in (OutputFormat.JSON, OutputFormat.YAML):
             emit_document(deps, check_document(report), output)
@@ -253,7 +254,7 @@ def command(
         code = exit_code_for(report.worst)
     else:
         with spinner(deps, "reading vClusters"):
-            summary = check_all(reader, namespace=None if all_namespaces else session.namespace,
+            summary = check_all(reader, namespace=None if all_namespaces else namespace,
                                 names=names, now=deps.now(), warn_within=window)
         if output in (OutputFormat.JSON, OutputFormat.YAML):
             emit_document(deps, summary_document(summary), output)
@@ -261,7 +262,7 @@ def command(
             headers, rows, styles = summary_rows(summary, wide=wide)
             print_table(deps, headers, rows, styles)
         else:
-            where = "any namespace" if all_namespaces else f"namespace {session.namespace}"
+            where = "any namespace" if all_namespaces else f"namespace {namespace}"
             deps.err.print(f"No vClusters found in {where}.", markup=False, highlight=False)
         code = exit_code_for(summary.worst)
     if code:

@@ -13,17 +13,14 @@ def complete_vcluster_name(ctx: typer.Context, incomplete: str) -> list[str]:
     """Names of the vClusters in the namespace the command would use."""
     try:
         from kubectl_vcerts.kube.client import KubeTarget, connect
-        from kubectl_vcerts.kube.discovery import KubeReader
+        from kubectl_vcerts.kube.discovery import open_reader
         from kubectl_vcerts.rotation.discovery import list_vclusters
 
         params = ctx.find_root().params
         target = KubeTarget(kubeconfig=params.get("kubeconfig"), context=params.get("context"),
                             namespace=params.get("namespace"), request_timeout=5.0)
-        session = connect(target)
-        try:
-            found = list_vclusters(KubeReader(session), namespace=session.namespace)
-        finally:
-            session.close()
+        reader = open_reader(target, lambda: connect(target))
+        found = list_vclusters(reader, namespace=reader.default_namespace)
         return sorted({vc.name for vc in found if vc.name.startswith(incomplete)})
     except Exception:  # completion must never fail loudly
         return []

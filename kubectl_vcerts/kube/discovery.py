@@ -18,7 +18,8 @@ from typing import Any
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import NotFoundError
 from kubectl_vcerts.kube import secrets
-from kubectl_vcerts.kube.client import KubeSession
+from kubectl_vcerts.kube.client import KubeSession, KubeTarget
+from kubectl_vcerts.kube.rest import RestClient, open_rest
 from kubectl_vcerts.kube.translate import Target, api_call
 from kubectl_vcerts.rotation.model import PodState, WorkloadKind
 from kubectl_vcerts.rotation.ports import ListedPod, SecretObject, WorkloadRecord
@@ -134,42 +135,38 @@ def workload_record(kind: WorkloadKind, obj: Mapping[str, Any]) -> WorkloadRecor
     )
 
 
-class KubeReader:
-    """Implements `rotation.ports.VClusterReader` with one list call per method call."""
+class JsonReader:
+    """Implements `rotation.ports.VClusterReader` over a GET-JSON function; one request per list."""
 
-    def __init__(self, session: KubeSession) -> None:
-        self.session = session
+    def __init__(self, get: Callable[[str, Target, dict[str, str]], Any], namespace: str) -> None:
+        self._get = get
+        self._namespace = namespace
 
     @property
     def default_namespace(self) -> str:
-        return self.session.namespace
+        return self._namespace
 
-    def _list(self, resource: str, namespace: str | None, selector: str,
-              namespaced: Callable[..., Any], everywhere: Callable[..., Any]) -> list[dict[str, Any]]:
-        kwargs = {"label_selector": selector, "_preload_content": False, **self.session.kwargs()}
+    def _list(self, base: str, plural: str, resource: str, namespace: str | None,
+              selector: str) -> list[dict[str, Any]]:
         if namespace is None:
-            body = api_call(Target("list", resource), lambda: _json(everywhere(**kwargs)))
+            path, target = f"{base}/{plural}", Target("list", resource)
         else:
-            body = api_call(Target("list", resource, None, namespace),
-                            lambda: _json(namespaced(namespace, **kwargs)))
+            path = f"{base}/namespaces/{namespace}/{plural}"
+            target = Target("list", resource, None, namespace)
+        body = self._get(path, target, {"labelSelector": selector})
         return list(body.get("items") or ())
 
     def list_workloads(self, *, namespace: str | None, release: str | None = None) -> list[WorkloadRecord]:
         selector = contract.VCLUSTER_SELECTOR
         if release is not None:
             selector += f",{contract.RELEASE_LABEL}={release}"
-        apps = self.session.apps
-        statefulsets = self._list("statefulsets.apps", namespace, selector, apps.list_namespaced_stateful_set,
-                                  apps.list_stateful_set_for_all_namespaces)
-        deployments = self._list("deployments.apps", namespace, selector,
-                                 apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces)
+        statefulsets = self._list("/apis/apps/v1", "statefulsets", "statefulsets.apps", namespace, selector)
+        deployments = self._list("/apis/apps/v1", "deployments", "deployments.apps", namespace, selector)
         return ([workload_record(WorkloadKind.STATEFULSET, o) for o in statefulsets]
                 + [workload_record(WorkloadKind.DEPLOYMENT, o) for o in deployments])
 
     def list_pods(self, *, namespace: str | None, selector: str) -> list[ListedPod]:
-        core = self.session.core
-        items = self._list("pods", namespace, selector, core.list_namespaced_pod,
-                           core.list_pod_for_all_namespaces)
+        items = self._list("/api/v1", "pods", "pods", namespace, selector)
         return [
             ListedPod(
                 namespace=(item.get("metadata") or {}).get("namespace", ""),
@@ -181,12 +178,50 @@ class KubeReader:
 
     def read_secret(self, *, namespace: str, name: str) -> SecretObject | None:
         try:
-            return secrets.get_secret(self.session, namespace=namespace, name=name)
+            body = self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}",
+                             Target("get", "secrets", name, namespace), {})
         except NotFoundError:
             return None
+        return secrets.secret_from_json(body)
 
     def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
-        return secrets.list_secrets(self.session, label_selector=selector, namespace=namespace)
+        return [secrets.secret_from_json(item)
+                for item in self._list("/api/v1", "secrets", "secrets", namespace, selector)]
+
+
+class KubeReader(JsonReader):
+    """The reader over a `KubeSession` (the kubernetes client: any kubeconfig, in-cluster too)."""
+
+    def __init__(self, session: KubeSession) -> None:
+        self.session = session
+
+        def get(path: str, target: Target, query: dict[str, str]) -> Any:
+            def call() -> Any:
+                response = session.api_client.call_api(
+                    path, "GET", query_params=list(query.items()),
+                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                    _preload_content=False, _return_http_data_only=True,
+                    _request_timeout=session.request_timeout)
+                return _json(response)
+
+            return api_call(target, call)
+
+        super().__init__(get, session.namespace)
+
+
+class RestReader(JsonReader):
+    """The reader over `kube.rest.RestClient` (no kubernetes import: fast start for read-only commands)."""
+
+    def __init__(self, client: RestClient) -> None:
+        self.client = client
+        super().__init__(lambda path, target, query: client.get(path, target, query), client.namespace)
+
+
+def open_reader(target: KubeTarget, session: Callable[[], KubeSession]) -> JsonReader:
+    """The fastest reader that can honour `target`: the light REST client for plain kubeconfigs, else
+    the kubernetes client through `session()` (exec plugins, auth providers, in-cluster)."""
+    client = open_rest(target)
+    return RestReader(client) if client is not None else KubeReader(session())
 
 
 def server_version(session: KubeSession) -> str:

@@ -31,6 +31,7 @@ VERSION = contract.MANAGEMENT_VERSION
 VCI_RESOURCE = f"{contract.VCI_PLURAL}.{GROUP}"
 CLAIM_RESOURCE = f"{contract.NODECLAIM_PLURAL}.{GROUP}"
 MERGE_PATCH = "application/merge-patch+json"
+CLAIM_PAGE = 250
 
 
 class WatchExpiredError(ApiError):
@@ -199,21 +200,32 @@ class PlatformGateway:
 
     # --- NodeClaims -----------------------------------------------------------------------------
 
-    def list_all_claims(self, *, namespace: str | None = None) -> list[Claim]:
-        if namespace:
-            doc = self._call(Target("list", CLAIM_RESOURCE, namespace=namespace),
-                             lambda: self.session.custom.list_namespaced_custom_object(
-                                 GROUP, VERSION, namespace, contract.NODECLAIM_PLURAL,
-                                 **self.session.kwargs()))
-        else:
-            doc = self._call(Target("list", CLAIM_RESOURCE),
-                             lambda: self.session.custom.list_cluster_custom_object(
-                                 GROUP, VERSION, contract.NODECLAIM_PLURAL, **self.session.kwargs()))
-        return [claim_from(item) for item in doc.get("items") or []]
+    def list_all_claims(self, *, namespace: str | None = None,
+                        keep: Callable[[Claim], bool] = lambda _claim: True) -> list[Claim]:
+        """Claims (one namespace or all) that `keep` accepts, listed in pages of CLAIM_PAGE so that a
+        namespace with thousands of claims never sits in memory whole, once per worker."""
+        kept: list[Claim] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": CLAIM_PAGE, **self.session.kwargs()}
+            if token:
+                kwargs["_continue"] = token
+            if namespace:
+                doc = self._call(Target("list", CLAIM_RESOURCE, namespace=namespace),
+                                 lambda: self.session.custom.list_namespaced_custom_object(
+                                     GROUP, VERSION, namespace, contract.NODECLAIM_PLURAL, **kwargs))
+            else:
+                doc = self._call(Target("list", CLAIM_RESOURCE),
+                                 lambda: self.session.custom.list_cluster_custom_object(
+                                     GROUP, VERSION, contract.NODECLAIM_PLURAL, **kwargs))
+            kept += [c for c in (claim_from(item) for item in doc.get("items") or []) if keep(c)]
+            token = (doc.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return kept
 
     def list_claims(self, namespace: str, vcluster: str) -> list[Claim]:
         # spec.vClusterRef is not a selectable field of the Platform's API: filter here.
-        return [c for c in self.list_all_claims(namespace=namespace) if c.vcluster == vcluster]
+        return self.list_all_claims(namespace=namespace, keep=lambda c: c.vcluster == vcluster)
 
     def delete_claim(self, namespace: str, name: str, *, uid: str) -> None:
         body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}

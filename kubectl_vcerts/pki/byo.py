@@ -16,9 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kubectl_vcerts.errors import InvalidInputError
+from kubectl_vcerts.pki import parse
 from kubectl_vcerts.pki.parse import (
     PrivateKey,
-    cert_pem,
     fingerprint,
     key_matches,
     load_certificates,
@@ -39,14 +39,14 @@ class CaMaterial:
     fingerprint: str
 
 
-def load_ca_material(cert_pem_data: bytes, key_pem_data: bytes, *, now: datetime) -> CaMaterial:
+def load_ca_material(cert_pem: bytes, key_pem: bytes, *, now: datetime) -> CaMaterial:
     """Parse and validate a user-supplied CA; ``InvalidInputError`` saying what is wrong."""
     try:
-        chain = load_certificates(cert_pem_data)
+        chain = load_certificates(cert_pem)
     except ValueError as exc:
         raise InvalidInputError(f"the supplied CA certificate cannot be read: {exc}", hint=_HINT) from exc
     try:
-        key = load_private_key(key_pem_data)
+        key = load_private_key(key_pem)
     except ValueError as exc:
         raise InvalidInputError(f"the supplied CA key cannot be read: {exc}", hint=_HINT) from exc
     ca = chain[0]
@@ -86,5 +86,5 @@ def load_ca_material(cert_pem_data: bytes, key_pem_data: bytes, *, now: datetime
     if not key_matches(public, key):
         raise InvalidInputError(f"the supplied key does not belong to the CA {name}",
                                 hint="pass the private key of the first certificate in the bundle")
-    bundle = b"".join(cert_pem(c) for c in chain)
+    bundle = b"".join(parse.cert_pem(c) for c in chain)
     return CaMaterial(certificate=ca, bundle_pem=bundle, key=key, fingerprint=fingerprint(ca))

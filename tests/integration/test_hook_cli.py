@@ -19,7 +19,7 @@ from kubectl_vcerts.cli.deps import Deps
 from kubectl_vcerts.cli.nodeclaims import app
 from kubectl_vcerts.errors import ExitCode
 from kubectl_vcerts.kube.client import KubeTarget
-from tests.support.platform import PlatformEnv, PlatformPlayer
+from tests.support.platform import PlatformEnv, PlatformPlayer, kubectl
 
 pytestmark = pytest.mark.cluster
 
@@ -132,3 +132,13 @@ def test_an_unknown_instance_is_a_not_found_error(platform_env: PlatformEnv, nam
     result = kubectl_vcerts(platform_env, "nodeclaims", "recycle", f"{namespace}/missing", "--yes")
     assert result.returncode == ExitCode.NOT_FOUND
     assert "missing" in result.stderr and "not found" in result.stderr
+
+
+def test_kubectl_shows_the_nodeclaim_columns_of_the_real_api(
+        platform_env: PlatformEnv, player: PlatformPlayer, namespace: str) -> None:
+    player.make_claim("vc-2", "vcluster-5xtx3", node_type="medium")
+    out = kubectl(platform_env.admin_kubeconfig, "get", "nodeclaims.management.loft.sh", "-n",
+                  namespace).stdout
+    header, row = out.splitlines()[:2]
+    assert header.split()[:4] == ["NAME", "STATUS", "VCLUSTER", "NODETYPE"]
+    assert row.split()[:4] == ["vcluster-5xtx3", "Available", "vc-2", "medium"]

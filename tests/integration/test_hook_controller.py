@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 
 from kubectl_vcerts import contract
-from tests.support.platform import HookProcess, Hooks, PlatformEnv, PlatformPlayer, wait_for
+from tests.support.platform import (
+    HOOK_NAMESPACE,
+    HOOK_SERVICE_ACCOUNT,
+    HookProcess,
+    Hooks,
+    PlatformEnv,
+    PlatformPlayer,
+    kubectl,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -63,6 +72,36 @@ def with_claims(player: PlatformPlayer, name: str, count: int, **kw: Any) -> dic
 def test_the_manifests_apply_to_the_cluster(platform_env: PlatformEnv) -> None:
     assert platform_env.apply_result.returncode == 0
     assert "deployment.apps/vcerts-platform-hook" in platform_env.apply_result.stdout
+    # The pods pass the namespace's `restricted` Pod Security level (kwok plays the kubelet).
+    kubectl(platform_env.admin_kubeconfig, "-n", HOOK_NAMESPACE, "wait", "--for=condition=Available",
+            "--timeout=90s", "deployment/vcerts-platform-hook")
+
+
+SA = f"system:serviceaccount:{HOOK_NAMESPACE}:{HOOK_SERVICE_ACCOUNT}"
+RBAC_CASES = [
+    ("patch", "virtualclusterinstances.management.loft.sh", "p-any", True),
+    ("watch", "virtualclusterinstances.management.loft.sh", "p-any", True),
+    ("delete", "virtualclusterinstances.management.loft.sh", "p-any", False),
+    ("update", "virtualclusterinstances.management.loft.sh", "p-any", False),
+    ("delete", "nodeclaims.management.loft.sh", "p-any", True),
+    ("create", "nodeclaims.management.loft.sh", "p-any", True),
+    ("patch", "nodeclaims.management.loft.sh", "p-any", False),
+    ("create", "events", "p-any", True),
+    ("get", "secrets", "p-any", False),
+    ("list", "configmaps", "p-any", False),
+    ("update", "leases.coordination.k8s.io/vcerts-platform-hook", HOOK_NAMESPACE, True),
+    ("update", "leases.coordination.k8s.io/someone-elses-lease", HOOK_NAMESPACE, False),
+    ("create", "leases.coordination.k8s.io", "p-any", False),
+]
+
+
+@pytest.mark.parametrize(("verb", "resource", "ns", "allowed"), RBAC_CASES,
+                         ids=[f"{'may' if c[3] else 'may not'} {c[0]} {c[1]} in {c[2]}" for c in RBAC_CASES])
+def test_the_service_account_has_only_the_verbs_it_uses(
+        platform_env: PlatformEnv, verb: str, resource: str, ns: str, allowed: bool) -> None:
+    result = kubectl(platform_env.admin_kubeconfig, "auth", "can-i", verb, resource, "-n", ns, "--as", SA,
+                     check=False)
+    assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
 
 
 def test_a_normal_recycle_replaces_every_claim_and_marks_the_instance(

@@ -22,7 +22,7 @@ def test_a_second_rotation_while_one_runs_is_refused_and_the_first_finishes_alon
     try:
         wait_for_pause(first, "lock")
         during = snapshot(kube_session, ns, name)
-        second = run_cli(config, ns, "rotate-ca", name, "--yes")
+        second = run_cli(config, ns, "rotate", name, "--yes")
         assert second.returncode == 15, second.stderr
         holder = leases(kube_session, ns)[contract.lock_lease_name(name)]
         assert f":{first.pid} rotate" in holder and holder in second.stderr
