@@ -190,16 +190,43 @@ def run_pyinstaller(python: Path, work: Path) -> Path:
     ]  # fmt: skip
     for package in COLLECT:
         args += ["--collect-submodules", package]
+    for _, module in registered_entries():
+        args += ["--hidden-import", module]
     for module in EXCLUDE:
         args += ["--exclude-module", module]
     args.append(PACKAGE / "__main__.py")
     # Bytecode and archives carry timestamps; a fixed epoch keeps rebuilds of equal sources alike.
-    env = os.environ | {"SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "315532800")}
+    # PyInstaller resolves --collect-submodules in a separate interpreter that ignores --paths; it
+    # must find the package through PYTHONPATH, or the lazily imported modules are silently left out.
+    env = os.environ | {
+        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "315532800"),
+        "PYTHONPATH": str(REPO),
+    }
     _run(args, "PyInstaller", cwd=work, env=env)
     out = work / "dist" / "kubectl-vcerts"
     if not out.is_dir():
         raise BuildError(f"PyInstaller produced no {out}")
     return out
+
+
+def registered_entries(app_source: Path = PACKAGE / "cli" / "app.py") -> list[tuple[str, str]]:
+    """(sub-command, module) of each `Entry("name", "module", ...)` line of cli/app.py (lazy imports)."""
+    return [
+        (node.args[0].value, node.args[1].value)
+        for node in ast.walk(ast.parse(app_source.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "Entry"
+        and len(node.args) >= 2
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+        and isinstance(node.args[1], ast.Constant)
+        and isinstance(node.args[1].value, str)
+    ]
+
+
+def registered_commands(app_source: Path = PACKAGE / "cli" / "app.py") -> list[str]:
+    return [name for name, _ in registered_entries(app_source)]
 
 
 def smoke_test(bundle: Path, plat: Platform) -> None:
@@ -208,7 +235,13 @@ def smoke_test(bundle: Path, plat: Platform) -> None:
     # A clean environment: no project virtualenv or PYTHONPATH may mask a module missing from the bundle.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
     with tempfile.TemporaryDirectory() as elsewhere:
-        for command in (["--help"], ["version"]):
+        # `NAME --help` imports the command's module: every lazily registered module must be bundled.
+        commands = [
+            ["--help"],
+            ["version", "--client"],
+            *([name, "--help"] for name in registered_commands()),
+        ]
+        for command in commands:
             step = f"smoke test `kubectl-vcerts {' '.join(command)}`"
             _run([exe, *command], step, cwd=Path(elsewhere), env=env)
 

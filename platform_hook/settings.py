@@ -1,7 +1,7 @@
 """The hook's settings, read once from the environment (and overridden by command-line flags).
 
 Every knob the Deployment sets is an env variable named here; tests set small grace periods and
-resync intervals through the same variables. Imports the standard library and rotation.recycle only.
+resync intervals through the same variables. Imports contract, errors and rotation.recycle only.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 List once (every key queued), then watch from the list's resourceVersion; on a broken connection
 (API restart) watch again from the last resourceVersion seen, after a capped backoff; on 410 Gone
 list again; every `resync_seconds` list again anyway (so a missed event costs at most one period).
-Imports kube.platform, errors and the standard library.
+Imports kube.platform (its event types), rotation.recycle, errors and the standard library.
 """
 
 from __future__ import annotations
@@ -11,20 +11,33 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from kubectl_vcerts.errors import VcertsError
-from kubectl_vcerts.kube.platform import PlatformGateway, WatchExpiredError
+from kubectl_vcerts.kube.platform import WatchEvent, WatchExpiredError
+from kubectl_vcerts.rotation.recycle import Instance
 from platform_hook.settings import Settings
 
 log = logging.getLogger("platform_hook.watch")
 
 
+class WatchGateway(Protocol):
+    """What the watcher needs (kube.platform.PlatformGateway)."""
+
+    def list_instances(self, *, namespace: str | None = None,
+                       label_selector: str | None = None) -> tuple[list[Instance], str]: ...
+
+    def watch_instances(self, *, namespace: str | None, label_selector: str | None, resource_version: str,
+                        timeout_seconds: int) -> Iterator[WatchEvent]: ...
+
+
 class InstanceWatcher:
-    def __init__(self, gateway: PlatformGateway, settings: Settings, enqueue: Callable[[str], None],
+    def __init__(self, gateway: WatchGateway, settings: Settings, enqueue: Callable[[str], None],
                  *, on_listed: Callable[[], None] = lambda: None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, backoff_base: float = 0.5) -> None:
         self.gateway = gateway
+        self.backoff_base = backoff_base
         self.settings = settings
         self.enqueue = enqueue
         self.on_listed = on_listed
@@ -102,7 +115,7 @@ class InstanceWatcher:
                 resource_version = None
             except VcertsError as exc:
                 failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                delay = min(30.0, self.backoff_base * 2 ** min(failures, 6))
                 log.warning("watch failed; resuming", extra={"fields": {
                     "error": str(exc), "retry_in": delay, "resource_version": resource_version}})
                 stop.wait(delay)

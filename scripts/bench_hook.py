@@ -48,14 +48,21 @@ def main() -> int:
     parser.add_argument("--target-mib", type=float, default=100.0)
     args = parser.parse_args()
 
-    if args.kubeconfig is None:
-        from tests.support.devcluster import DevCluster
+    if args.kubeconfig is not None:
+        return bench(args, args.kubeconfig)
+    from tests.support.devcluster import DevCluster
 
-        cluster = DevCluster(os.environ.get("VCERTS_TEST_CLUSTER", "vcerts-bench"))
-        cluster.up()
-        admin = cluster.kubeconfig
-    else:
-        admin = args.kubeconfig
+    cluster = DevCluster(os.environ.get("VCERTS_TEST_CLUSTER", "vcerts-bench"))
+    created = not cluster.exists()
+    cluster.up()
+    try:
+        return bench(args, cluster.kubeconfig)
+    finally:
+        if created and os.environ.get("VCERTS_KEEP_CLUSTER") != "1":
+            cluster.down()
+
+
+def bench(args: argparse.Namespace, admin: Path) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-hook-"))
     env = PlatformEnv(admin, work)
     namespace = f"p-bench-{uuid.uuid4().hex[:6]}"
@@ -115,7 +122,7 @@ def main() -> int:
             done = [i for i in items
                     if (i["metadata"].get("annotations") or {}).get(contract.NODECLAIMS_RECYCLED_ANNOTATION)
                     == marker]
-            return len(done) == args.instances
+            return bool(len(done) == args.instances)
 
         wait_for("all recycled", all_done, timeout=1800, interval=0.5)
         elapsed = time.monotonic() - t0

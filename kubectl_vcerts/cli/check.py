@@ -55,8 +55,11 @@ PATHS = {entry.secret_key: entry.path for entry in CATALOGUE}
 
 NamesArgument = Annotated[
     list[str] | None,
-    typer.Argument(help="vCluster name(s); none with -A for every vCluster.", show_default=False,
-                   autocompletion=complete_vcluster_name),
+    typer.Argument(
+        help="vCluster name(s); none with -A for every vCluster.",
+        show_default=False,
+        autocompletion=complete_vcluster_name,
+    ),
 ]
 AllNamespacesOption = Annotated[
     bool, typer.Option("--all-namespaces", "-A", help="Every vCluster in every namespace, one row each.")
@@ -76,10 +79,17 @@ def parse_warn_within(text: str) -> timedelta:
 # ------------------------------------------------------------------------------------------ documents
 def _vcluster_doc(vc: VCluster) -> dict[str, Any]:
     return {
-        "name": vc.name, "namespace": vc.namespace, "version": vc.version or None, "status": vc.status,
-        "kind": vc.kind.value, "replicas": vc.replicas, "distro": vc.distro.value,
-        "backingStore": vc.backing_store.value, "privateNodes": vc.private_nodes,
-        "persistence": vc.persistence, "restoring": vc.restoring,
+        "name": vc.name,
+        "namespace": vc.namespace,
+        "version": vc.version or None,
+        "status": vc.status,
+        "kind": vc.kind.value,
+        "replicas": vc.replicas,
+        "distro": vc.distro.value,
+        "backingStore": vc.backing_store.value,
+        "privateNodes": vc.private_nodes,
+        "persistence": vc.persistence,
+        "restoring": vc.restoring,
     }
 
 
@@ -94,18 +104,30 @@ def check_document(report: CheckReport) -> dict[str, Any]:
         "exitCode": int(exit_code_for(report.worst)),
         "vcluster": _vcluster_doc(report.vcluster),
         "secret": {"name": report.secret_name, "found": pki is not None},
-        "ca": {"fingerprint": pki.ca_fingerprint if pki else None,
-               "notAfter": rfc3339(pki.ca_not_after) if pki else None,
-               "split": pki.split_ca if pki else False},
+        "ca": {
+            "fingerprint": pki.ca_fingerprint if pki else None,
+            "notAfter": rfc3339(pki.ca_not_after) if pki else None,
+            "split": pki.split_ca if pki else False,
+        },
         "earliestLeafNotAfter": rfc3339(pki.earliest_leaf_not_after) if pki else None,
         "certificates": [
             {
-                "secretKey": c.secret_key, "path": c.path, "filename": c.filename, "kind": c.kind.value,
-                "subject": c.subject_cn, "subjectO": c.subject_o, "issuer": c.issuer_cn,
-                "issuerKey": c.issuer_key, "notBefore": rfc3339(c.not_before),
-                "notAfter": rfc3339(c.not_after), "remainingSeconds": int(c.remaining.total_seconds()),
-                "status": c.status.value, "verifies": c.verifies, "keyMatches": c.key_matches,
-                "fingerprint": c.fingerprint, "findings": [f.reason for f in c.findings],
+                "secretKey": c.secret_key,
+                "path": c.path,
+                "filename": c.filename,
+                "kind": c.kind.value,
+                "subject": c.subject_cn,
+                "subjectO": c.subject_o,
+                "issuer": c.issuer_cn,
+                "issuerKey": c.issuer_key,
+                "notBefore": rfc3339(c.not_before),
+                "notAfter": rfc3339(c.not_after),
+                "remainingSeconds": int(c.remaining.total_seconds()),
+                "status": c.status.value,
+                "verifies": c.verifies,
+                "keyMatches": c.key_matches,
+                "fingerprint": c.fingerprint,
+                "findings": [f.reason for f in c.findings],
             }
             for c in (pki.certificates if pki else ())
         ],
@@ -120,16 +142,22 @@ def summary_document(summary: CheckSummary) -> dict[str, Any]:
     items = []
     for row in summary.rows:
         vc, pki = row.vcluster, row.pki
-        items.append({
-            "namespace": vc.namespace, "name": vc.name, "version": vc.version or None, "status": vc.status,
-            "kind": vc.kind.value, "distro": vc.distro.value,
-            "secret": {"name": row.secret_name, "found": pki is not None},
-            "earliestLeafNotAfter": rfc3339(pki.earliest_leaf_not_after) if pki else None,
-            "caNotAfter": rfc3339(pki.ca_not_after) if pki else None,
-            "caFingerprint": pki.ca_fingerprint if pki else None,
-            "certificates": row.worst.value,
-            "findings": len(pki.findings) if pki else 1,
-        })
+        items.append(
+            {
+                "namespace": vc.namespace,
+                "name": vc.name,
+                "version": vc.version or None,
+                "status": vc.status,
+                "kind": vc.kind.value,
+                "distro": vc.distro.value,
+                "secret": {"name": row.secret_name, "found": pki is not None},
+                "earliestLeafNotAfter": rfc3339(pki.earliest_leaf_not_after) if pki else None,
+                "caNotAfter": rfc3339(pki.ca_not_after) if pki else None,
+                "caFingerprint": pki.ca_fingerprint if pki else None,
+                "certificates": row.worst.value,
+                "findings": len(pki.findings) if pki else 1,
+            }
+        )
     return {
         "apiVersion": API_VERSION,
         "kind": "CertificateCheckList",
@@ -151,11 +179,23 @@ def check_rows(report: CheckReport, *, wide: bool) -> tuple[list[str], list[list
     styles: list[str | None] = []
     pki = report.pki
     for cert in pki.certificates if pki else ():
-        row = [cert.filename, cert.subject_cn or "-", cert.issuer_cn or "-", format_expiry(cert.not_after),
-               cert.status.value, format_remaining(cert.remaining)]
+        row = [
+            cert.filename,
+            cert.subject_cn or "-",
+            cert.issuer_cn or "-",
+            format_expiry(cert.not_after),
+            cert.status.value,
+            format_remaining(cert.remaining),
+        ]
         if wide:
-            row += [cert.secret_key, cert.path, format_expiry(cert.not_before), cert.issuer_key or "-",
-                    cert.fingerprint, ",".join(f.reason for f in cert.findings) or "-"]
+            row += [
+                cert.secret_key,
+                cert.path,
+                format_expiry(cert.not_before),
+                cert.issuer_key or "-",
+                cert.fingerprint,
+                ",".join(f.reason for f in cert.findings) or "-",
+            ]
         rows.append(row)
         styles.append(STATUS_STYLES.get(cert.status.value))
     with_rows = {c.secret_key for c in pki.certificates} if pki else set()
@@ -185,13 +225,23 @@ def summary_rows(summary: CheckSummary, *, wide: bool) -> tuple[list[str], list[
 
     for row in summary.rows:
         vc, pki = row.vcluster, row.pki
-        cells = [vc.namespace, vc.name, vc.version or "-", vc.status or "-",
-                 when(pki.earliest_leaf_not_after if pki else None), when(pki.ca_not_after if pki else None),
-                 row.worst.value if pki else f"{row.worst.value} (no {row.secret_name})"]
+        cells = [
+            vc.namespace,
+            vc.name,
+            vc.version or "-",
+            vc.status or "-",
+            when(pki.earliest_leaf_not_after if pki else None),
+            when(pki.ca_not_after if pki else None),
+            row.worst.value if pki else f"{row.worst.value} (no {row.secret_name})",
+        ]
         if wide:
             reasons = sorted({f.reason for f in pki.findings}) if pki else ["missing"]
-            cells += [vc.kind.value, vc.distro.value, (pki.ca_fingerprint if pki else None) or "-",
-                      ",".join(reasons) or "-"]
+            cells += [
+                vc.kind.value,
+                vc.distro.value,
+                (pki.ca_fingerprint if pki else None) or "-",
+                ",".join(reasons) or "-",
+            ]
         rows.append(cells)
         styles.append(STATUS_STYLES.get(row.worst.value))
     return headers, rows, styles
@@ -202,16 +252,22 @@ def _notes(deps: Deps, report: CheckReport) -> None:
     vc, pki = report.vcluster, report.pki
     err = deps.err
     if pki is None:
-        err.print(f"{report.secret_name} not found in namespace {vc.namespace}: the vCluster has no "
-                  f"certificates in the host cluster (never started, or not the k8s distro)",
-                  markup=False, highlight=False)
+        err.print(
+            f"{report.secret_name} not found in namespace {vc.namespace}: the vCluster has no "
+            f"certificates in the host cluster (never started, or not the k8s distro)",
+            markup=False,
+            highlight=False,
+        )
         return
     problems = [f for f in pki.findings if f.reason not in TIME_REASONS]
     for finding in problems:
         err.print(f"problem: {finding.message} ({finding.reason})", markup=False, highlight=False)
     if vc.distro not in (Distro.K8S,):
-        err.print(f"note: distro {vc.distro.value}: rotate and rotate-ca support only the k8s distro",
-                  markup=False, highlight=False)
+        err.print(
+            f"note: distro {vc.distro.value}: rotate and rotate-ca support only the k8s distro",
+            markup=False,
+            highlight=False,
+        )
     if not vc.is_running:
         status = vc.status or "unknown (no pods)"
         err.print(f"note: vCluster status is {status}", markup=False, highlight=False)
@@ -239,31 +295,40 @@ def command(
     # Reading needs no kubernetes client for plain kubeconfigs (fast start); injected connections win.
     reader = open_reader(deps.target, deps.session) if deps.connect is None else KubeReader(deps.session())
     namespace = reader.default_namespace
-    wide = output is OutputFormat.WIDE
-    if len(names) == 1 and not all_namespaces:
-        with spinner(deps, f"reading {contract.certs_secret_name(names[0])}"):
-            report = check_vcluster(reader, name=names[0], namespace=namespace, now=deps.now(),
-                                    warn_within=window)
-        if output in (OutputFormat.JSON, OutputFormat.YAML):
-            emit_document(deps, check_document(report), output)
+    try:
+        wide = output is OutputFormat.WIDE
+        if len(names) == 1 and not all_namespaces:
+            with spinner(deps, f"reading {contract.certs_secret_name(names[0])}"):
+                report = check_vcluster(
+                    reader, name=names[0], namespace=namespace, now=deps.now(), warn_within=window
+                )
+            if output in (OutputFormat.JSON, OutputFormat.YAML):
+                emit_document(deps, check_document(report), output)
+            else:
+                headers, rows, styles = check_rows(report, wide=wide)
+                if rows:
+                    print_table(deps, headers, rows, styles)
+                _notes(deps, report)
+            code = exit_code_for(report.worst)
         else:
-            headers, rows, styles = check_rows(report, wide=wide)
-            if rows:
+            with spinner(deps, "reading vClusters"):
+                summary = check_all(
+                    reader,
+                    namespace=None if all_namespaces else namespace,
+                    names=names,
+                    now=deps.now(),
+                    warn_within=window,
+                )
+            if output in (OutputFormat.JSON, OutputFormat.YAML):
+                emit_document(deps, summary_document(summary), output)
+            elif summary.rows:
+                headers, rows, styles = summary_rows(summary, wide=wide)
                 print_table(deps, headers, rows, styles)
-            _notes(deps, report)
-        code = exit_code_for(report.worst)
-    else:
-        with spinner(deps, "reading vClusters"):
-            summary = check_all(reader, namespace=None if all_namespaces else namespace,
-                                names=names, now=deps.now(), warn_within=window)
-        if output in (OutputFormat.JSON, OutputFormat.YAML):
-            emit_document(deps, summary_document(summary), output)
-        elif summary.rows:
-            headers, rows, styles = summary_rows(summary, wide=wide)
-            print_table(deps, headers, rows, styles)
-        else:
-            where = "any namespace" if all_namespaces else f"namespace {namespace}"
-            deps.err.print(f"No vClusters found in {where}.", markup=False, highlight=False)
-        code = exit_code_for(summary.worst)
+            else:
+                where = "any namespace" if all_namespaces else f"namespace {namespace}"
+                deps.err.print(f"No vClusters found in {where}.", markup=False, highlight=False)
+            code = exit_code_for(summary.worst)
+    finally:
+        reader.close()
     if code:
         raise typer.Exit(int(code))

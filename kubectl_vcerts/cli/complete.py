@@ -20,7 +20,10 @@ def complete_vcluster_name(ctx: typer.Context, incomplete: str) -> list[str]:
         target = KubeTarget(kubeconfig=params.get("kubeconfig"), context=params.get("context"),
                             namespace=params.get("namespace"), request_timeout=5.0)
         reader = open_reader(target, lambda: connect(target))
-        found = list_vclusters(reader, namespace=reader.default_namespace)
+        try:
+            found = list_vclusters(reader, namespace=reader.default_namespace)
+        finally:
+            reader.close()
         return sorted({vc.name for vc in found if vc.name.startswith(incomplete)})
     except Exception:  # completion must never fail loudly
         return []

@@ -146,6 +146,9 @@ class JsonReader:
     def default_namespace(self) -> str:
         return self._namespace
 
+    def close(self) -> None:
+        """Release connections this reader opened itself (a session passed in stays open)."""
+
     def _list(self, base: str, plural: str, resource: str, namespace: str | None,
               selector: str) -> list[dict[str, Any]]:
         if namespace is None:
@@ -215,6 +218,9 @@ class RestReader(JsonReader):
     def __init__(self, client: RestClient) -> None:
         self.client = client
         super().__init__(lambda path, target, query: client.get(path, target, query), client.namespace)
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def open_reader(target: KubeTarget, session: Callable[[], KubeSession]) -> JsonReader:

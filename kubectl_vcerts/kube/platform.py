@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from kubectl_vcerts import contract
@@ -212,12 +213,12 @@ class PlatformGateway:
                 kwargs["_continue"] = token
             if namespace:
                 doc = self._call(Target("list", CLAIM_RESOURCE, namespace=namespace),
-                                 lambda: self.session.custom.list_namespaced_custom_object(
-                                     GROUP, VERSION, namespace, contract.NODECLAIM_PLURAL, **kwargs))
+                                 partial(self.session.custom.list_namespaced_custom_object,
+                                         GROUP, VERSION, namespace, contract.NODECLAIM_PLURAL, **kwargs))
             else:
                 doc = self._call(Target("list", CLAIM_RESOURCE),
-                                 lambda: self.session.custom.list_cluster_custom_object(
-                                     GROUP, VERSION, contract.NODECLAIM_PLURAL, **kwargs))
+                                 partial(self.session.custom.list_cluster_custom_object,
+                                         GROUP, VERSION, contract.NODECLAIM_PLURAL, **kwargs))
             kept += [c for c in (claim_from(item) for item in doc.get("items") or []) if keep(c)]
             token = (doc.get("metadata") or {}).get("continue") or None
             if token is None:

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cryptography import x509
+
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, NotReadyError, UnsupportedError
 from kubectl_vcerts.pki import EntryChange, Status, inspect_pki
@@ -112,18 +114,22 @@ def check_pki_usable(data: Mapping[str, bytes], *, now: datetime, operation: Ope
             else "restore a complete backup with `kubectl vcerts restore NAME --backup ID`",
         )
     if operation is Operation.ROTATE:
-        report = inspect_pki(data, now=now)
-        bad = [
-            info.secret_key
-            for info in report.certificates
-            if info.kind == "ca" and info.status in (Status.EXPIRED, Status.INVALID)
-        ]
+        bad = [key for key in ("ca.crt", "front-proxy-ca.crt", "etcd-ca.crt") if _ca_unusable(data[key], now)]
         if bad:
             raise InvalidPkiError(
-                f"{where}: CA certificate(s) {', '.join(sorted(bad))} expired or invalid; renewing leaves "
+                f"{where}: CA certificate(s) {', '.join(bad)} expired or unreadable; renewing leaves "
                 f"under them would not help",
                 hint="create a new CA with `kubectl vcerts rotate-ca` (or restore a good backup)",
             )
+
+
+def _ca_unusable(pem: bytes, now: datetime) -> bool:
+    """The first certificate of a CA entry cannot be read, or is outside its validity."""
+    try:
+        cert = x509.load_pem_x509_certificates(pem)[0]
+    except (ValueError, IndexError):
+        return True
+    return not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc)
 
 
 def check_restore_source(data: Mapping[str, bytes], *, now: datetime, where: str) -> None:

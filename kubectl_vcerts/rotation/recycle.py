@@ -341,6 +341,9 @@ def recycle_pass(port: RecyclePort, namespace: str, name: str, *, marker: str | 
     where = f"virtualclusterinstance {name} in namespace {namespace}"
     text = instance.annotations.get(contract.RECYCLE_RECORD_ANNOTATION)
     claims: list[Claim] | None = None  # the last observation; None: list before the next step
+    # Own names a create found taken. If a fresh list still shows the record uncovered, the holder is
+    # not one of this instance's claims (another vCluster's), so the next try uses a generated name.
+    conflicted: set[str] = set()
     deleted: list[str] = []
     recreated: list[str] = []
     started = False
@@ -395,11 +398,18 @@ def recycle_pass(port: RecyclePort, namespace: str, name: str, *, marker: str | 
             progress(ProgressEvent("gone", f"all {len(record.claims)} recorded nodeclaim(s) are gone"))
             continue
         if step.kind is StepKind.CREATE:
+            current = claims
             for rec in step.create:
-                made = _recreate(port, namespace, rec, taken={c.name for c in claims})
-                claims = [*claims, made]
+                made = _recreate(port, namespace, rec, taken={c.name for c in current} | conflicted)
+                if made is None:
+                    conflicted.add(rec.name)
+                    claims = None  # someone else created it meanwhile: look again before going on
+                    continue
+                current = [*current, made]
                 recreated.append(made.name)
                 progress(ProgressEvent("recreate", f"recreated nodeclaim {made.name} from the record"))
+            if claims is not None:
+                claims = current
             continue
         if step.kind is StepKind.WAIT:
             delay = settings.poll
@@ -434,15 +444,20 @@ def _recreate_plan(settings: Settings) -> str:
             "still missing (--recreate missing)")
 
 
-def _recreate(port: RecyclePort, namespace: str, rec: RecordedClaim, *, taken: set[str]) -> Claim:
-    """Create one claim from its record: its own name when free, else a generated name."""
+def _recreate(port: RecyclePort, namespace: str, rec: RecordedClaim, *, taken: set[str]) -> Claim | None:
+    """Create one claim from its record: its own name when free, else a generated name.
+
+    None when the own name was taken after we listed (another actor — the Platform, the CLI or the
+    hook — recreated it): the caller lists again, and that claim covers the record, so no duplicate.
+    """
     annotations = {**rec.annotations, contract.RECREATED_FROM_ANNOTATION: rec.uid}
     if rec.name not in taken:
         try:
             return port.create_claim(namespace, name=rec.name, generate_name=None, spec=rec.spec,
                                      labels=rec.labels, annotations=annotations)
         except ConflictError:
-            pass  # taken since we listed: fall through to a generated name
+            return None
+    # The name belongs to a claim that does not cover this record (another vCluster's, say).
     return port.create_claim(namespace, name=None, generate_name=f"{rec.name}-", spec=rec.spec,
                              labels=rec.labels, annotations=annotations)
 

@@ -44,6 +44,7 @@ from kubectl_vcerts.pki import (
     renew_leaves,
     rotate_ca,
 )
+from kubectl_vcerts.pki.renew import not_after_of
 from kubectl_vcerts.rotation import plan as planning
 from kubectl_vcerts.rotation.lock import HeldLease, HolderCheck, acquire_lock, acquire_vcluster_rotation_lease
 from kubectl_vcerts.rotation.model import PodState, VCluster
@@ -276,11 +277,12 @@ class Workflow:
 
         source = ""
         action: dict[str, str] = {}
+        changes: tuple[EntryChange, ...] | None = None
         if request.operation is Operation.ROTATE:
             planning.check_pki_usable(state.data, now=now, operation=Operation.ROTATE, where=where)
             change = renew_leaves(state.data, now=now, validity=request.leaf_validity)
             new_data = SecretData(change.data)
-            action = {c.secret_key: c.action for c in change.changes}
+            changes = change.changes
         elif request.operation is Operation.ROTATE_CA:
             change = rotate_ca(
                 state.data,
@@ -290,7 +292,7 @@ class Workflow:
                 byo_ca=request.byo_ca,
             )
             new_data = SecretData(change.data)
-            action = {c.secret_key: c.action for c in change.changes}
+            changes = change.changes
         else:
             source, source_data = self._restore_source(vcluster, request)
             planning.check_restore_source(source_data, now=now, where=source)
@@ -310,7 +312,7 @@ class Workflow:
             vcluster=vcluster,
             source_resource_version=state.resource_version,
             backup_name=planning.backup_name(vcluster, now),
-            changes=_diff(state.data, new_data, action, now),
+            changes=changes if changes is not None else _diff(state.data, new_data, action),
             old_ca_fingerprint=current_fp,
             new_ca_fingerprint=new_fp,
             restart_mode=mode,
@@ -635,6 +637,11 @@ class Workflow:
 
             if not self._wait(ready, deadline):
                 return tuple(names), False
+        if not steps and vcluster.replicas == 0:
+            self._emit(
+                "restart", "no pods (scaled to 0): the new certificates apply when it starts", done=True
+            )
+            return (), True
         if not steps:
             ok = self._wait(
                 lambda: self._group_ready(vcluster, frozenset(), expected_cp, expected_etcd), deadline
@@ -667,7 +674,8 @@ class Workflow:
         return ready_cp >= expected_cp and ready_etcd >= expected_etcd, message
 
     def _wait(self, condition: Callable[[], tuple[bool, str]], deadline: datetime) -> bool:
-        poll = max(self._poll, 0.01)
+        # Pods usually come back within a second or two: look often at first, then every poll_seconds.
+        poll = min(0.2, max(self._poll, 0.01))
         last = ""
         while True:
             ok, message = condition()
@@ -681,6 +689,7 @@ class Workflow:
                 return False
             self._held.renew(now)
             self.clock.sleep(min(poll, (deadline - now).total_seconds()))
+            poll = min(poll * 1.5, max(self._poll, 0.01))
 
     _poll = 1.0
 
@@ -689,11 +698,9 @@ class Workflow:
 
 
 def _diff(
-    old: Mapping[str, bytes], new: Mapping[str, bytes], action: Mapping[str, str], now: datetime
+    old: Mapping[str, bytes], new: Mapping[str, bytes], action: Mapping[str, str]
 ) -> tuple[EntryChange, ...]:
-    """One EntryChange per key whose bytes change, with old and new NotAfter where they parse."""
-    old_after = _not_after(old, now)
-    new_after = _not_after(new, now)
+    """One EntryChange per key whose bytes change (restore), with old and new NotAfter where they parse."""
     out = []
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key):
@@ -703,19 +710,11 @@ def _diff(
             EntryChange(
                 secret_key=key,
                 action=action.get(key, default),
-                old_not_after=old_after.get(key),
-                new_not_after=new_after.get(key),
+                old_not_after=not_after_of(old, key),
+                new_not_after=not_after_of(new, key),
             )
         )
     return tuple(out)
-
-
-def _not_after(data: Mapping[str, bytes], now: datetime) -> dict[str, datetime]:
-    try:
-        report = inspect_pki(data, now=now)
-    except VcertsError:  # a broken PKI just has no dates to show
-        return {}
-    return {info.secret_key: info.not_after for info in report.certificates if info.not_after is not None}
 
 
 def _fingerprint_or_none(data: Mapping[str, bytes]) -> str | None:

@@ -280,3 +280,17 @@ def test_dry_run_logs_the_plan_and_changes_nothing(player: PlatformPlayer, hooks
     wait_for("plan logged", lambda: any(e.get("msg") == "dry run: would recycle" for e in hook.logs()))
     assert player.claim_uids("vc") == before
     assert RECORD not in player.annotations("vc") and RECYCLED not in player.annotations("vc")
+
+
+def test_a_label_selector_limits_what_the_hook_touches(player: PlatformPlayer, hooks: Hooks) -> None:
+    player.make_instance("vc-in", labels={"team": "a"})
+    player.make_claim("vc-in", "vc-in-0")
+    outside = with_claims(player, "vc-out", 1)
+    hook = hooks.start("hook-a", HOOK_LABEL_SELECTOR="team=a")
+    leader_ready(hook)
+    marker = stamp()
+    player.annotate("vc-out", {ROTATED: marker})
+    player.annotate("vc-in", {ROTATED: marker})
+    wait_for("vc-in recycled", lambda: recycled(player, "vc-in", marker))
+    assert player.claim_uids("vc-out") == outside
+    assert RECORD not in player.annotations("vc-out") and RECYCLED not in player.annotations("vc-out")

@@ -11,6 +11,7 @@ import pytest
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import NotFoundError
+from kubectl_vcerts.kube import platform
 from kubectl_vcerts.kube.client import KubeTarget, connect
 from kubectl_vcerts.kube.platform import PlatformGateway
 from kubectl_vcerts.rotation.model import VCluster, WorkloadKind
@@ -63,3 +64,19 @@ def test_a_typo_in_the_vci_refuses_in_preflight(gateway: PlatformGateway, namesp
                                                 platform_env: PlatformEnv) -> None:
     with pytest.raises(NotFoundError, match="typo"):
         PlatformMarkHook(gateway, vci=f"{namespace}/typo").preflight(change("x", "vc"))
+
+
+def test_claims_are_listed_page_by_page_and_filtered_by_instance(
+        platform_env: PlatformEnv, gateway: PlatformGateway, namespace: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    player = PlatformPlayer(platform_env.admin_kubeconfig, namespace)
+    for i in range(5):
+        player.make_claim("vc", f"vc-{i}")
+    player.make_claim("other", "other-0")
+    player.make_claim("other", "other-1")
+    monkeypatch.setattr(platform, "CLAIM_PAGE", 2)
+    calls = gateway.calls
+    claims = gateway.list_claims(namespace, "vc")
+    assert sorted(c.name for c in claims) == [f"vc-{i}" for i in range(5)]
+    assert gateway.calls - calls == 4  # 7 claims, 2 per page
+    player.close()

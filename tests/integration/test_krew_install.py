@@ -8,6 +8,7 @@ Python, no project virtualenv.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 import kubectl_vcerts
 from krew.manifest import current_platform
@@ -158,7 +161,7 @@ def test_kubectl_plugin_list_shows_the_installed_plugin(installed: Krew) -> None
 
 
 def test_kubectl_vcerts_version_prints_the_package_version(installed: Krew) -> None:
-    proc = installed.kubectl("vcerts", "version")
+    proc = installed.kubectl("vcerts", "version", "--client")
     assert proc.returncode == 0, proc.stderr
     assert re.search(rf"\b{re.escape(kubectl_vcerts.__version__)}\b", proc.stdout), proc.stdout
 
@@ -181,18 +184,63 @@ def test_kubectl_vcerts_check_reads_a_vcluster_in_the_test_cluster(
     table = installed.kubectl(
         "vcerts", "check", vcluster.name, "-n", vcluster.namespace, extra_env=kubeconfig
     )
-    assert table.returncode == 0, table.stderr
+    assert table.returncode == 0, table.stdout + table.stderr
     assert "apiserver.crt" in table.stdout, table.stdout
 
-    # The packaged program and the source tree must agree on what they read from the cluster.
     packaged = installed.kubectl(
         "vcerts", "check", vcluster.name, "-n", vcluster.namespace, "-o", "json", extra_env=kubeconfig
     )
     assert packaged.returncode == 0, packaged.stderr
     report = json.loads(packaged.stdout)
-    fingerprints = {cert["secret_key"]: cert["fingerprint"] for cert in report["certificates"]}
-    assert set(fingerprints) >= {"apiserver.crt", "ca.crt"}
-    assert all(isinstance(value, str) and value for value in fingerprints.values())
+    # What the packaged program read is what the fixture wrote into NAME-certs.
+    ca = x509.load_pem_x509_certificate(vcluster.certs["ca.crt"])
+    expected = hashlib.sha256(ca.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert report["ca"]["fingerprint"] == f"sha256:{expected}"
+    assert report["vcluster"] == report["vcluster"] | {"name": vcluster.name, "namespace": vcluster.namespace}
+
+    # ...and the same as the source tree reads (the bundle lost no module the check needs).
+    source = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubectl_vcerts",
+            "check",
+            vcluster.name,
+            "-n",
+            vcluster.namespace,
+            "-o",
+            "json",
+        ],
+        env=os.environ | kubeconfig,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert source.returncode == 0, source.stderr
+    by_key = {
+        cert["secretKey"]: (cert["fingerprint"], cert["notAfter"], cert["status"])
+        for cert in report["certificates"]
+    }
+    expected_by_key = {
+        cert["secretKey"]: (cert["fingerprint"], cert["notAfter"], cert["status"])
+        for cert in json.loads(source.stdout)["certificates"]
+    }
+    assert by_key == expected_by_key
+    assert {"apiserver.crt", "ca.crt", "etcd-server.crt"} <= set(by_key)
+
+
+@pytest.mark.cluster
+def test_kubectl_vcerts_version_reaches_the_test_cluster(installed: Krew, kube_cluster: DevCluster) -> None:
+    # The server version comes through the bundled Kubernetes client: it proves that client is complete.
+    proc = installed.kubectl(
+        "vcerts", "version", "-o", "json", extra_env={"KUBECONFIG": str(kube_cluster.kubeconfig)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["plugin"] == kubectl_vcerts.__version__
+    assert isinstance(doc["server"], str)
+    assert doc["server"].startswith("v1."), doc
 
 
 def test_kubectl_krew_uninstall_leaves_nothing_behind(installed: Krew) -> None:
@@ -203,7 +251,7 @@ def test_kubectl_krew_uninstall_leaves_nothing_behind(installed: Krew) -> None:
     assert not installed.link.is_symlink()  # not even a dangling link
     assert not (installed.root / "receipts" / "vcerts.yaml").exists()
     assert "kubectl-vcerts" not in installed.kubectl("plugin", "list").stdout
-    assert installed.kubectl("vcerts", "version").returncode != 0
+    assert installed.kubectl("vcerts", "version", "--client").returncode != 0
 
 
 def test_krew_rejects_a_manifest_whose_sha256_does_not_match_the_archive(

@@ -207,3 +207,16 @@ def test_an_interrupted_vcluster_certs_rotate_is_finished_first_with_finish_inte
     after = snapshot(kube_session, vc.namespace, vc.name)
     assert after.data["apiserver.crt"] != before.data["apiserver.crt"]
     assert all(pods_ready(kube_session, vc.namespace, vc.name).values()) and len(after.pods) == 2
+
+
+def test_a_deployment_without_persistence_gets_new_pods_too(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster(persistence=False, replicas=2)
+    before = snapshot(kube_session, vc.namespace, vc.name)
+    result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "90s")
+    assert result.returncode == 0, result.stderr
+    after = snapshot(kube_session, vc.namespace, vc.name)
+    assert len(after.pods) == 2 and not set(after.pods.values()) & set(before.pods.values())
+    assert all(pods_ready(kube_session, vc.namespace, vc.name).values())
+    assert ca_fingerprint(after.data) == ca_fingerprint(before.data)

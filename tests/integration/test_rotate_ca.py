@@ -59,29 +59,40 @@ def self_signed_ca(cn: str) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def user_kubeconfig(host_kubeconfig: Path, admin_conf: bytes, path: Path, *, context: str) -> Path:
+    """The user's kubeconfig as `vcluster connect` leaves it: the host context (current) plus a context
+    for the virtual cluster with the admin.conf credentials and the vCluster's CA."""
+    doc = yaml.safe_load(host_kubeconfig.read_text())
+    admin = yaml.safe_load(admin_conf)
+    cluster = {
+        "name": context,
+        "cluster": {**admin["clusters"][0]["cluster"], "server": "https://localhost:8443"},
+    }
+    doc["clusters"].append(cluster)
+    doc["users"].append({"name": context, "user": admin["users"][0]["user"]})
+    doc["contexts"].append({"name": context, "context": {"cluster": context, "user": context}})
+    path.write_text(yaml.safe_dump(doc))
+    path.chmod(0o600)
+    return path
+
+
 def test_rotate_ca_generated_then_bring_your_own_then_an_invalid_one_is_refused(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
     vc = make_vcluster()
     before = snapshot(kube_session, vc.namespace, vc.name)
-    user_config = tmp_path / "user.kubeconfig"
-    admin = yaml.safe_load(before.data["admin.conf"])
-    admin["clusters"][0]["cluster"]["server"] = "https://localhost:8443"
-    user_config.write_text(yaml.safe_dump(admin))
+    context = f"vcluster_{vc.name}_{vc.namespace}_host"
+    config = user_kubeconfig(
+        Path(kube_cluster.kubeconfig),
+        before.data["admin.conf"],
+        tmp_path / "user.kubeconfig",
+        context=context,
+    )
     out = tmp_path / "new-admin.kubeconfig"
 
-    # 1. a generated CA; the admin kubeconfig in the user's file is named and then updated
+    # 1. a generated CA; the vCluster context of the user's kubeconfig is named as still trusting the old CA
     result = run_cli(
-        kube_cluster.kubeconfig,
-        vc.namespace,
-        "rotate-ca",
-        vc.name,
-        "--yes",
-        "--timeout",
-        "90s",
-        "--kubeconfig-out",
-        str(out),
-        env={"KUBECONFIG": str(user_config)},
+        config, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "90s", "--kubeconfig-out", str(out)
     )
     assert result.returncode == 0, result.stderr
     first = snapshot(kube_session, vc.namespace, vc.name)
@@ -95,7 +106,7 @@ def test_rotate_ca_generated_then_bring_your_own_then_an_invalid_one_is_refused(
         base64.b64decode(written["clusters"][0]["cluster"]["certificate-authority-data"])
         == first.data["ca.crt"]
     )
-    assert "still trust the old CA" in result.stdout and admin["contexts"][0]["name"] in result.stdout
+    assert "still trust the old CA" in result.stdout and context in result.stdout
     assert "vcluster connect" in result.stdout
 
     # 2. bring your own CA
@@ -146,31 +157,32 @@ def test_update_kubeconfig_replaces_the_old_ca_and_admin_credentials_after_a_bac
 ) -> None:
     vc = make_vcluster()
     before = snapshot(kube_session, vc.namespace, vc.name)
-    user_config = tmp_path / "user.kubeconfig"
-    user_config.write_bytes(before.data["admin.conf"])
-    user_config.chmod(0o600)
+    context = f"vcluster_{vc.name}_{vc.namespace}_host"
+    user_config = user_kubeconfig(
+        Path(kube_cluster.kubeconfig),
+        before.data["admin.conf"],
+        tmp_path / "user.kubeconfig",
+        context=context,
+    )
+    original = user_config.read_bytes()
     result = run_cli(
-        kube_cluster.kubeconfig,
-        vc.namespace,
-        "rotate-ca",
-        vc.name,
-        "--yes",
-        "--timeout",
-        "90s",
-        "--update-kubeconfig",
-        env={"KUBECONFIG": str(user_config)},
+        user_config, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "90s", "--update-kubeconfig"
     )
     assert result.returncode == 0, result.stderr
     after = snapshot(kube_session, vc.namespace, vc.name)
     updated = yaml.safe_load(user_config.read_text())
-    assert (
-        base64.b64decode(updated["clusters"][0]["cluster"]["certificate-authority-data"])
-        == after.data["ca.crt"]
-    )
+    clusters = {c["name"]: c["cluster"] for c in updated["clusters"]}
+    users = {u["name"]: u["user"] for u in updated["users"]}
+    assert base64.b64decode(clusters[context]["certificate-authority-data"]) == after.data["ca.crt"]
     new_admin = yaml.safe_load(after.data["admin.conf"])["users"][0]["user"]
-    assert updated["users"][0]["user"]["client-certificate-data"] == new_admin["client-certificate-data"]
+    assert users[context]["client-certificate-data"] == new_admin["client-certificate-data"]
+    host = yaml.safe_load(Path(kube_cluster.kubeconfig).read_text())
+    assert (
+        clusters[host["clusters"][0]["name"]] == host["clusters"][0]["cluster"]
+    )  # the host context untouched
+    assert context in result.stdout and "updated 1 context(s)" in result.stdout
     [saved] = list(tmp_path.glob("user.kubeconfig.bak-*"))
-    assert saved.read_bytes() == before.data["admin.conf"]
+    assert saved.read_bytes() == original
     assert stat.S_IMODE(user_config.stat().st_mode) == 0o600
 
 

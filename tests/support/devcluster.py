@@ -358,8 +358,8 @@ class DevCluster:
                 return False
             for component in COMPONENTS:
                 self.component_pid(component)  # drops pid files that are not this cluster's processes
-            # --kubeconfig "": never edit the user's kubeconfig (kwokctl would remove a context from it).
-            self.kwokctl("delete", "cluster", "--kubeconfig", "")
+            # Name the cluster's own kubeconfig: kwokctl would otherwise remove a context from the user's.
+            self.kwokctl("delete", "cluster", "--kubeconfig", str(self.kubeconfig))
             self._config_path.unlink(missing_ok=True)
             return True
 

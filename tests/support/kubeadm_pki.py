@@ -25,6 +25,7 @@ Test-support code: may import anything; never prints or logs key material.
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 import secrets
 import subprocess
@@ -327,6 +328,11 @@ def kubeconfig_client_cert(conf: bytes) -> x509.Certificate:
     """The client certificate embedded in a kubeconfig from the secret."""
     user = yaml.safe_load(conf)["users"][0]["user"]
     return _cert(base64.b64decode(user["client-certificate-data"]))
+
+
+def digests(data: Mapping[str, bytes]) -> dict[str, str]:
+    """sha256 of every value: compare secret data in assertions without ever printing key bytes."""
+    return {key: hashlib.sha256(value).hexdigest()[:16] for key, value in data.items()}
 
 
 def scratch_dir(prefix: str = "vcerts-pki-") -> Path:

@@ -26,16 +26,29 @@ def matches(labels: Mapping[str, str], selector: str) -> bool:
     return True
 
 
-def workload(name: str = "vc", namespace: str = "team-a", *, kind: WorkloadKind = WorkloadKind.STATEFULSET,
-             image: str | None = "ghcr.io/loft-sh/vcluster-pro:0.36.1", replicas: int = 1,
-             annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None,
-             pvc: bool = True, release: str | None = None) -> WorkloadRecord:
+def workload(
+    name: str = "vc",
+    namespace: str = "team-a",
+    *,
+    kind: WorkloadKind = WorkloadKind.STATEFULSET,
+    image: str | None = "ghcr.io/loft-sh/vcluster-pro:0.36.1",
+    replicas: int = 1,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    pvc: bool = True,
+    release: str | None = None,
+) -> WorkloadRecord:
     base = {"app": "vcluster", "release": release if release is not None else name}
     if release == "":
         del base["release"]
     return WorkloadRecord(
-        kind=kind, name=name, namespace=namespace, labels={**base, **(labels or {})},
-        annotations=dict(annotations or {}), replicas=replicas, syncer_image=image,
+        kind=kind,
+        name=name,
+        namespace=namespace,
+        labels={**base, **(labels or {})},
+        annotations=dict(annotations or {}),
+        replicas=replicas,
+        syncer_image=image,
         syncer_mounts=("data", "vcluster-config"),
         claim_templates=("data",) if pvc and kind is WorkloadKind.STATEFULSET else (),
     )
@@ -45,15 +58,25 @@ def pod(name: str, status: str = "Running", *, ready: bool = True) -> PodState:
     return PodState(name=name, uid=f"uid-{name}", status=status, ready=ready, phase="Running")
 
 
-def config_secret(name: str = "vc", namespace: str = "team-a", *, yaml_text: str = "",
-                  annotations: dict[str, str] | None = None) -> SecretObject:
-    return SecretObject(name=f"vc-config-{name}", namespace=namespace,
-                        data={"config.yaml": yaml_text.encode()},
-                        labels={"app": "vcluster", "release": name}, annotations=dict(annotations or {}))
+def config_secret(
+    name: str = "vc",
+    namespace: str = "team-a",
+    *,
+    yaml_text: str = "",
+    annotations: dict[str, str] | None = None,
+) -> SecretObject:
+    return SecretObject(
+        name=f"vc-config-{name}",
+        namespace=namespace,
+        data={"config.yaml": yaml_text.encode()},
+        labels={"app": "vcluster", "release": name},
+        annotations=dict(annotations or {}),
+    )
 
 
-def certs_secret(data: Mapping[str, bytes], name: str = "vc", namespace: str = "team-a", *,
-                 labelled: bool = True) -> SecretObject:
+def certs_secret(
+    data: Mapping[str, bytes], name: str = "vc", namespace: str = "team-a", *, labelled: bool = True
+) -> SecretObject:
     labels = {"app": "vcluster", "vcluster-name": name} if labelled else {}
     return SecretObject(name=f"{name}-certs", namespace=namespace, data=dict(data), labels=labels)
 
@@ -63,7 +86,9 @@ class FakeReader:
     """Implements VClusterReader over lists of records."""
 
     workloads: list[WorkloadRecord] = field(default_factory=list)
-    pods: list[tuple[str, dict[str, str], PodState]] = field(default_factory=list)  # (namespace, labels, state)
+    pods: list[tuple[str, dict[str, str], PodState]] = field(
+        default_factory=list
+    )  # (namespace, labels, state)
     secrets: list[SecretObject] = field(default_factory=list)
     namespace: str = "team-a"
     forbid_all_namespaces: set[str] = field(default_factory=set)  # methods denied cluster-wide
@@ -78,8 +103,10 @@ class FakeReader:
         self.calls[method] += 1
         if method in self.forbid or (namespace is None and method in self.forbid_all_namespaces):
             where = "" if namespace is None else f" in namespace {namespace}"
-            raise ForbiddenError(f"forbidden: cannot list {resource}{where}",
-                                 hint=f"ask for RBAC permission to list {resource}")
+            raise ForbiddenError(
+                f"forbidden: cannot list {resource}{where}",
+                hint=f"ask for RBAC permission to list {resource}",
+            )
 
     def add_pod(self, namespace: str, release: str, state: PodState, app: str = "vcluster") -> None:
         self.pods.append((namespace, {"app": app, "release": release}, state))
@@ -87,14 +114,19 @@ class FakeReader:
     def list_workloads(self, *, namespace: str | None, release: str | None = None) -> list[WorkloadRecord]:
         self._guard("list_workloads", "statefulsets.apps", namespace)
         selector = "app=vcluster" + (f",release={release}" if release is not None else "")
-        return [w for w in self.workloads
-                if (namespace is None or w.namespace == namespace) and matches(w.labels, selector)]
+        return [
+            w
+            for w in self.workloads
+            if (namespace is None or w.namespace == namespace) and matches(w.labels, selector)
+        ]
 
     def list_pods(self, *, namespace: str | None, selector: str) -> list[ListedPod]:
         self._guard("list_pods", "pods", namespace)
-        return [ListedPod(namespace=ns, release=labels.get("release", ""), state=state)
-                for ns, labels, state in self.pods
-                if (namespace is None or ns == namespace) and matches(labels, selector)]
+        return [
+            ListedPod(namespace=ns, release=labels.get("release", ""), state=state)
+            for ns, labels, state in self.pods
+            if (namespace is None or ns == namespace) and matches(labels, selector)
+        ]
 
     def read_secret(self, *, namespace: str, name: str) -> SecretObject | None:
         self._guard("read_secret", "secrets", namespace)
@@ -102,5 +134,8 @@ class FakeReader:
 
     def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
         self._guard("list_secrets", "secrets", namespace)
-        return [s for s in self.secrets
-                if (namespace is None or s.namespace == namespace) and matches(s.labels, selector)]
+        return [
+            s
+            for s in self.secrets
+            if (namespace is None or s.namespace == namespace) and matches(s.labels, selector)
+        ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -105,3 +107,13 @@ def test_health_turns_bad_when_a_loop_stops_beating() -> None:
     clock[0] = 11
     ok, text = health.healthy()
     assert not ok and "watch" in text
+
+
+def test_the_hook_never_loads_the_cli_typer_or_rich() -> None:
+    code = ("import sys, platform_hook.main, platform_hook.watch, platform_hook.reconcile, "
+            "kubectl_vcerts.kube.platform\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'rich', 'click') "
+            "or m.startswith('kubectl_vcerts.cli'))\n"
+            "print(','.join(bad))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from krew.build import REPO, BuildError, build_key, read_version, runtime_pins, write_archive
+from krew.build import (
+    REPO,
+    BuildError,
+    build_key,
+    read_version,
+    registered_commands,
+    registered_entries,
+    runtime_pins,
+    write_archive,
+)
 from krew.manifest import Platform, sha256_file
 
 LINUX_AMD64 = Platform("linux", "amd64")
@@ -102,3 +111,18 @@ def test_archiving_the_same_bundle_twice_gives_the_same_bytes(tmp_path: Path) ->
     (bundle / "kubectl-vcerts").touch()  # a later mtime must not change the archive
     second = write_archive(bundle, license_file, tmp_path / "2.tar.gz")
     assert sha256_file(first) == sha256_file(second)
+
+
+def test_every_lazily_registered_command_is_bundled_and_smoke_tested(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    lines = [
+        "COMMANDS = (",
+        '    Entry("check", "m.check", "help"),',
+        '    Entry("rotate-ca", "m.rotate_ca", "help"),',
+        ")",
+        'OTHER = dict(name="not-a-command")',
+    ]
+    app.write_text("\n".join(lines), encoding="utf-8")
+    assert registered_entries(app) == [("check", "m.check"), ("rotate-ca", "m.rotate_ca")]
+    assert registered_commands(app) == ["check", "rotate-ca"]
+    assert ("check", "kubectl_vcerts.cli.check") in registered_entries()

@@ -6,7 +6,7 @@ The certificates are real (tests/support/pki_builder); the cluster is `FakeClust
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pytest
@@ -424,3 +424,14 @@ def test_an_interrupted_vcluster_certs_rotate_is_finished_first_when_asked() -> 
     report = wf.run(vc, request(finish_interrupted=True))
     assert cluster.events[cluster.events.index("lease:vcerts-vc") + 1] == "scale:2"
     assert report.applied and set(cluster.pod_uids()) == {"vc-0", "vc-1"}
+
+
+def test_a_vcluster_scaled_to_zero_is_written_with_force_and_nothing_is_waited_for() -> None:
+    vc = replace(make_vcluster(status="ScaledDown", ready=False), pods=(), replicas=0)
+    cluster = cluster_for(vc)
+    original = cluster.snapshot()
+    wf, clock = workflow(cluster)
+    report = wf.run(vc, request(force=True, timeout=timedelta(seconds=5)))
+    assert report.applied and report.restarted == ()
+    assert cluster.data["apiserver.crt"] != original["apiserver.crt"]
+    assert clock.now() - FakeClock().now() < timedelta(seconds=1)  # did not sit out the timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -41,6 +42,10 @@ def test_a_running_component_of_this_cluster_is_recognised(tmp_path: Path) -> No
     marker = cluster.cluster_dir / "kwok.yaml"
     child = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(30)", str(marker)])
     try:
+        # Until the child has exec'd, /proc shows the parent's command line: wait for the exec.
+        cmdline = Path(f"/proc/{child.pid}/cmdline")
+        while str(marker).encode() not in cmdline.read_bytes():
+            time.sleep(0.01)
         (cluster.cluster_dir / "pids" / "kwok-controller.pid").write_text(str(child.pid))
         assert cluster.component_pid("kwok-controller") == child.pid
     finally:

@@ -1,0 +1,74 @@
+"""The CA-change hooks of `rotate-ca` and `restore`: private nodes and vCluster Platform marking.
+
+`build_ca_change_hooks` is what cli.rotate_ca / cli.restore call once the vCluster is found. It returns
+  * `rotation.private_nodes.PrivateNodesHook` when `privateNodes.enabled` (it reaches the virtual
+    cluster through kube.virtual: --vcluster-server, else the server in vc-NAME);
+  * `rotation.platform_mark.PlatformMarkHook` when --platform-context or --platform-kubeconfig is given.
+Nothing is connected here: the hooks connect when the workflow calls them.
+"""
+
+from __future__ import annotations
+
+from kubectl_vcerts.cli.deps import Deps
+from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.ports import CaChangeHook
+
+
+def build_ca_change_hooks(
+    deps: Deps,
+    vcluster: VCluster,
+    *,
+    delete_manual_nodes: bool,
+    manual_selector: str | None,
+    vcluster_server: str | None,
+    platform_context: str | None,
+    platform_kubeconfig: str | None,
+    platform_vci: str | None,
+) -> list[CaChangeHook]:
+    hooks: list[CaChangeHook] = []
+    platform = bool(platform_context or platform_kubeconfig)
+    if manual_selector is not None:
+        from kubectl_vcerts.rotation.private_nodes import parse_selector
+
+        parse_selector(manual_selector)  # a typo is refused before anything is read
+    if vcluster.private_nodes:
+        from kubectl_vcerts.rotation.clock import SystemClock
+        from kubectl_vcerts.rotation.private_nodes import PrivateNodesHook, VirtualNodesPort
+
+        def connect(credentials: bytes | None) -> VirtualNodesPort:
+            from kubectl_vcerts.kube.virtual import open_gateway
+
+            return open_gateway(
+                deps.session(),
+                namespace=vcluster.namespace,
+                vcluster=vcluster.name,
+                server=vcluster_server,
+                credentials=credentials,
+                request_timeout=deps.target.request_timeout,
+            )
+
+        namespace = platform_vci.partition("/")[0] if platform_vci and "/" in platform_vci else None
+        hooks.append(
+            PrivateNodesHook(
+                connect=connect,
+                clock=SystemClock(deps.now),
+                delete_manual_nodes=delete_manual_nodes,
+                manual_selector=manual_selector,
+                platform_marks=platform,
+                platform_context=platform_context,
+                platform_namespace=namespace,
+            )
+        )
+    if platform:
+        from kubectl_vcerts import contract
+        from kubectl_vcerts.kube.platform import connect_platform
+        from kubectl_vcerts.rotation.platform_mark import PlatformMarkHook
+
+        gateway = connect_platform(
+            kubeconfig=platform_kubeconfig or deps.target.kubeconfig,
+            context=platform_context,
+            request_timeout=deps.target.request_timeout,
+            identity=contract.TOOL_NAME,
+        )
+        hooks.append(PlatformMarkHook(gateway, vci=platform_vci))
+    return hooks

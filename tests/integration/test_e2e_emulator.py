@@ -1,0 +1,76 @@
+"""The control-plane emulator itself: it serves what NAME-certs holds, restarts with the pods, keeps its
+etcd data, and renews expiring leaves at start-up only for vCluster >= 0.33 (reference §2.3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubectl_vcerts.pki import ca_fingerprint, inspect_pki
+from tests.integration.e2e_support import emulated, kubectl, read_secret, save_vc_kubeconfig, wait_serving
+
+pytestmark = pytest.mark.cluster
+
+
+def test_the_emulated_control_plane_serves_vc_name_and_keeps_objects_across_a_pod_restart(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster()
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        first = wait_serving(emulator, None)
+        assert first.renewed == () and not first.generated
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "vc.kubeconfig")
+        assert kubectl(saved, "get", "namespaces").returncode == 0
+        created = kubectl(saved, "create", "serviceaccount", "survivor", "-n", "default")
+        assert created.returncode == 0, created.stderr
+        root_ca = kubectl(
+            saved,
+            "get",
+            "configmap",
+            "kube-root-ca.crt",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        )
+        assert root_ca.stdout.encode().strip() == vc.certs["ca.crt"].strip()
+
+        pod = kube_session.core.read_namespaced_pod(f"{vc.name}-0", vc.namespace)
+        kube_session.core.delete_namespaced_pod(f"{vc.name}-0", vc.namespace)
+        second = wait_serving(emulator, first)
+        assert second.pod_uid != pod.metadata.uid
+        assert second.server == first.server  # the stable address (like the Service NAME)
+        again = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "vc2.kubeconfig")
+        got = kubectl(again, "get", "serviceaccount", "survivor", "-n", "default", "-o", "name")
+        assert got.stdout.strip() == "serviceaccount/survivor", got.stderr
+
+
+@pytest.mark.parametrize(
+    ("version", "renews"),
+    [
+        pytest.param("0.36.1", True, id="vCluster 0.36 re-issues expired leaves at start-up and serves"),
+        pytest.param("0.32.0", False, id="vCluster 0.32 has no start-up renewal and cannot serve"),
+    ],
+)
+def test_start_up_renewal_of_expired_leaves_follows_the_vcluster_version(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path, version: str, renews: bool
+) -> None:
+    vc = make_vcluster(version=version, expired_leaves=True)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        gen = emulator.wait_for(timeout=120, serving=False)
+        after = read_secret(kube_session, vc.namespace, vc.certs_secret)
+        if renews:
+            assert gen.serving, gen.crashed
+            assert {"apiserver.crt", "etcd-server.crt", "admin.conf"} <= set(gen.renewed)
+            assert ca_fingerprint(after) == ca_fingerprint(vc.certs)
+            assert after["sa.key"] == vc.certs["sa.key"]
+            report = inspect_pki(after, now=datetime.now(UTC))  # > 90 days left everywhere
+            assert report.worst.value == "OK", [f.reason for f in report.findings]
+            saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "vc.kubeconfig")
+            assert kubectl(saved, "get", "namespaces").returncode == 0
+        else:
+            assert not gen.serving and gen.crashed is not None and "expired" in gen.crashed
+            assert after == vc.certs

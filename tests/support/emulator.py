@@ -1,0 +1,659 @@
+"""A vCluster control-plane emulator: plays vCluster's syncer for a fixture vCluster on the kwok host.
+
+kwok runs no containers, so nothing on the host uses the certificates `kubectl vcerts` writes. This
+closes the gap. `Emulator(kubeconfig, namespace, name, workdir)` polls the pods
+`app=vcluster,release=NAME`; whenever a new control-plane pod (new UID) is Running it does what
+vCluster does at start-up (vcluster-internals §2.3, §4.1):
+
+  1. read `NAME-certs` (missing → generate a PKI with the REAL kubeadm and create the secret, as
+     `EnsureCerts` does);
+  2. vCluster >= 0.33: when a non-CA `.crt` key is missing, unparseable or ends within 90 days, delete
+     every leaf and kubeconfig (keep CA files and sa.*), re-create them with the REAL
+     `kubeadm init phase certs all` / `kubeconfig …` ("create if not exists", vCluster's inputs from
+     vc-config-NAME), rename super-admin.conf over admin.conf, and merge-patch the secret's data
+     without a resourceVersion precondition (`SyncSecret`);
+  3. download the secret into a PKI directory (`kubectl_vcerts.pki.to_files`: certMap paths, and
+     server-ca/client-ca copies of ca.* when missing), overwriting what is there;
+  4. start a REAL etcd + kube-apiserver from that directory with the k8s distro's flags on free
+     loopback ports (`tests.support.controlplane.start_control_plane`); etcd data lives in the same
+     work directory across restarts (like the PVC), so objects survive;
+  5. publish `kube-root-ca.crt` (= server-ca.crt) in kube-system, default and kube-public, as the
+     controller-manager's root-ca publisher does, and for private nodes `kube-system/kubeadm-config`
+     whose controlPlaneEndpoint is the reachable address (the pro build writes it; not in OSS);
+  6. rewrite `vc-NAME` from admin.conf with the reachable server (keys config, certificate-authority,
+     client-certificate, client-key, token), as the leader does. The server is a stable loopback port
+     (`Forwarder`, plain TCP) in front of whichever kube-apiserver runs, as the Service NAME is in front
+     of the pods: a kubeconfig saved before a restart still points at the right place.
+
+When the pod goes away (deleted or terminating) the processes stop; a new pod starts them again from
+whatever the secret holds then. Differences from vCluster, on purpose:
+  * the API is served by kube-apiserver itself (apiserver.crt), not by the syncer's proxy on 8443 with
+    its in-memory certificate (§2.6);
+  * a control plane that could not work is not started: a serving CA that has expired (vCluster's
+    syncer fails with "expired CA certificate: …") or an expired certificate etcd/kube-apiserver need.
+    The generation is recorded as crashed with that reason (the real pod would crash-loop; kwok keeps
+    showing it Running) — this saves the minutes a doomed start would wait;
+  * no kube-controller-manager/scheduler run in the virtual cluster (nodes are plain objects).
+
+Use it as a context manager or `start()`/`stop()` (a daemon thread), or as a process for the demo:
+`python -m tests.support.emulator --kubeconfig K -n NS NAME [--workdir DIR]` (SIGTERM/SIGINT stop it).
+Test-support code; never prints or logs key material.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import logging
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from cryptography import x509
+
+from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
+from kubectl_vcerts.pki import to_files
+from tests.support.controlplane import RunningControlPlane, start_control_plane
+from tests.support.kubeadm_pki import (
+    FILE_TO_KEY,
+    KEY_TO_FILE,
+    KUBECONFIG_SERVER,
+    _run_kubeadm,
+    first_service_ip,
+    generate_vcluster_pki,
+    kubeadm_config,
+)
+from tests.support.testbin import binary
+
+log = logging.getLogger("vcerts.emulator")
+
+RENEWAL_THRESHOLD = timedelta(days=90)  # pkg/util/certhelper: IsCertExpired ⇔ ≤ 90 days left
+RENEWAL_SINCE = (0, 33)  # start-up renewal of expiring leaves (#3626)
+POLL_SECONDS = 0.3
+START_TIMEOUT = 90.0
+# Files vCluster's removeFiles keeps on a leaf renewal: sa.* and CA files (basename ca.* or *-ca.*).
+ROOT_CA_NAMESPACES = ("kube-system", "default", "kube-public")
+# Certificates etcd + kube-apiserver cannot work with once expired.
+NEEDED_LEAVES = ("apiserver.crt", "apiserver-etcd-client.crt", "etcd-server.crt", "front-proxy-client.crt")
+
+
+@dataclass
+class Generation:
+    """One start of the control plane for one pod UID."""
+
+    number: int
+    pod_uid: str
+    pod_name: str
+    server: str | None = None  # https://127.0.0.1:PORT once serving
+    ca_file: Path | None = None
+    renewed: tuple[str, ...] = ()  # secret keys the start-up renewal re-issued
+    generated: bool = False  # NAME-certs was missing and got created
+    crashed: str | None = None  # why it could not start
+    plane: RunningControlPlane | None = field(default=None, repr=False)
+
+    @property
+    def serving(self) -> bool:
+        return self.server is not None and self.crashed is None
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    core = version.lstrip("v").split("-")[0]
+    return tuple(int(p) for p in core.split(".") if p.isdigit())
+
+
+def _is_ca_file(path: str) -> bool:
+    base = Path(path).name
+    return base in ("ca.crt", "ca.key") or base.endswith(("-ca.crt", "-ca.key"))
+
+
+def _kept_on_renewal(path: str) -> bool:
+    return Path(path).name in ("sa.key", "sa.pub") or _is_ca_file(path)
+
+
+def expiring_leaves(data: Mapping[str, bytes], *, now: datetime) -> list[str]:
+    """vCluster's certsExpiringSoon: non-CA .crt certMap keys that are missing, unparseable or ≤ 90 days."""
+    out = []
+    for path, key in FILE_TO_KEY.items():
+        if not path.endswith(".crt") or _is_ca_file(path):
+            continue
+        raw = data.get(key)
+        try:
+            cert = x509.load_pem_x509_certificate(raw) if raw else None
+        except ValueError:
+            cert = None
+        if cert is None or cert.not_valid_after_utc - now <= RENEWAL_THRESHOLD:
+            out.append(key)
+    return out
+
+
+def why_it_cannot_serve(data: Mapping[str, bytes], *, now: datetime) -> str | None:
+    """The reason the real control plane would not work (see the module docstring), or None."""
+    files = to_files(data)
+    server_ca = files.get("server-ca.crt") or b""
+    try:
+        ca = x509.load_pem_x509_certificate(server_ca)
+    except ValueError:
+        return "cannot parse /data/pki/server-ca.crt"
+    if ca.not_valid_after_utc <= now:
+        return "expired CA certificate: /data/pki/server-ca.crt"
+    for key in NEEDED_LEAVES:
+        try:
+            cert = x509.load_pem_x509_certificate(data.get(key) or b"")
+        except ValueError:
+            return f"cannot parse {key}"
+        if cert.not_valid_after_utc <= now:
+            return f"x509: certificate has expired: /data/pki/{KEY_TO_FILE[key]}"
+    return None
+
+
+def renew_on_disk(
+    pki: Path, *, name: str, namespace: str, values: Mapping[str, Any], service_cidr: str
+) -> None:
+    """removeFiles(keep SA + CA) then generateCertificates with the real kubeadm, in `pki`."""
+    for path in sorted(pki.rglob("*")):
+        if path.is_file() and not _kept_on_renewal(str(path.relative_to(pki))):
+            path.unlink()
+    advanced = (values.get("networking") or {}).get("advanced") or {}
+    proxy = (values.get("controlPlane") or {}).get("proxy") or {}
+    config = pki.parent / "kubeadm-renew.yaml"
+    config.write_text(
+        kubeadm_config(
+            name=name,
+            namespace=namespace,
+            cert_dir=pki,
+            service_cidr=service_cidr,
+            cluster_domain=advanced.get("clusterDomain") or "cluster.local",
+            extra_sans=proxy.get("extraSANs") or (),
+        )
+    )
+    kubeadm = binary("kubeadm")
+    _run_kubeadm(kubeadm, "init", "phase", "certs", "all", "--config", str(config))
+    for phase in ("admin", "super-admin", "controller-manager", "scheduler"):
+        _run_kubeadm(
+            kubeadm,
+            "init",
+            "phase",
+            "kubeconfig",
+            phase,
+            "--config",
+            str(config),
+            "--kubeconfig-dir",
+            str(pki),
+        )
+    (pki / "super-admin.conf").replace(pki / "admin.conf")
+    local = f"https://{first_service_ip(service_cidr)}:6443"
+    for conf in ("controller-manager.conf", "scheduler.conf"):
+        path = pki / conf
+        path.write_text(path.read_text().replace(f"server: {local}", f"server: {KUBECONFIG_SERVER}"))
+    for copy in ("server-ca", "client-ca"):  # splitCACert: copy only when missing
+        for ext in ("crt", "key"):
+            target = pki / f"{copy}.{ext}"
+            if not target.exists():
+                target.write_bytes((pki / f"ca.{ext}").read_bytes())
+
+
+def read_disk(pki: Path) -> dict[str, bytes]:
+    """SyncSecret's data: exactly the certMap files present on disk."""
+    return {key: (pki / path).read_bytes() for path, key in FILE_TO_KEY.items() if (pki / path).exists()}
+
+
+def download(data: Mapping[str, bytes], pki: Path) -> None:
+    """downloadCertsFromSecret + splitCACert: write every entry (overwriting), fill the CA copies."""
+    pki.mkdir(parents=True, exist_ok=True)
+    for rel, value in to_files(data).items():
+        path = pki / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(value)
+        path.chmod(0o600)
+
+
+def vc_secret_data(admin_conf: bytes, server: str) -> dict[str, bytes]:
+    """vc-NAME from admin.conf: every cluster's server replaced, the split-out keys beside it."""
+    conf = yaml.safe_load(admin_conf)
+    for cluster in conf["clusters"]:
+        cluster["cluster"]["server"] = server
+    user = conf["users"][0]["user"]
+    return {
+        "config": yaml.safe_dump(conf, sort_keys=False).encode(),
+        "certificate-authority": base64.b64decode(
+            conf["clusters"][0]["cluster"]["certificate-authority-data"]
+        ),
+        "client-certificate": base64.b64decode(user["client-certificate-data"]),
+        "client-key": base64.b64decode(user["client-key-data"]),
+        "token": b"",
+    }
+
+
+def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
+    return {k: base64.b64encode(v).decode() for k, v in data.items()}
+
+
+class Forwarder:
+    """A stable loopback address in front of the current kube-apiserver, like the Service NAME (443 →
+    8443) in front of whichever pod runs: plain TCP, so TLS is end-to-end with the API server. Without a
+    backend, connections are closed at once (what a client of a Service without endpoints sees)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port: int = self._listener.getsockname()[1]
+        self.backend: int | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, name="emulator-forwarder", daemon=True).start()
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def set_backend(self, port: int | None) -> None:
+        with self._lock:
+            self.backend = port
+            stale, self._open = self._open, set()
+        for sock in stale:  # connections to a stopped API server end with it
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self.set_backend(None)
+        with contextlib.suppress(OSError):
+            self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                backend = self.backend
+            if backend is None:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", backend), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    sock.close()
+            with self._lock:
+                self._open.discard(src)
+                self._open.discard(dst)
+
+
+class Emulator:
+    """Plays vCluster's control plane for NAME in NAMESPACE of the host cluster (see module docstring)."""
+
+    def __init__(
+        self,
+        kubeconfig: Path | str,
+        namespace: str,
+        name: str,
+        *,
+        workdir: Path | None = None,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.namespace = namespace
+        self.name = name
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"vcerts-emu-{name}-"))
+        self.poll_seconds = poll_seconds
+        self.generations: list[Generation] = []
+        self.errors: list[str] = []
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._session: KubeSession | None = None
+        self._handled_uid: str | None = None
+        self.forwarder: Forwarder | None = None
+
+    # ---------------------------------------------------------------------------- lifecycle
+    def start(self) -> Emulator:
+        self._session = connect(KubeTarget(kubeconfig=str(self.kubeconfig), namespace=self.namespace))
+        self.forwarder = Forwarder()
+        self._thread = threading.Thread(target=self._run, name=f"emulator-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self._stop_plane()
+        if self.forwarder is not None:
+            self.forwarder.close()
+        if self._session is not None:
+            self._session.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def current(self) -> Generation | None:
+        with self._cond:
+            return self.generations[-1] if self.generations else None
+
+    def wait_for(self, *, after: int = 0, timeout: float = START_TIMEOUT, serving: bool = True) -> Generation:
+        """The first generation numbered > `after` that finished starting (serving, or crashed when
+        `serving=False`); raises TimeoutError with what happened otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                done = [g for g in self.generations if g.number > after and (g.serving or g.crashed)]
+                if done:
+                    gen = done[-1]
+                    if serving and not gen.serving:
+                        raise RuntimeError(f"emulated control plane #{gen.number} crashed: {gen.crashed}")
+                    return gen
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"no emulated control plane after #{after} within {timeout:.0f}s; "
+                        f"errors: {self.errors[-3:]}"
+                    )
+                self._cond.wait(min(left, 1.0))
+
+    # ---------------------------------------------------------------------------- the loop
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception as exc:  # keep playing; tests read .errors
+                message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+                with self._cond:
+                    self.errors.append(message)
+                    self._cond.notify_all()
+                log.warning("emulator %s: %s", self.name, message)
+            self._stop.wait(self.poll_seconds)
+
+    def _pods(self) -> list[Any]:
+        assert self._session is not None
+        pods = self._session.core.list_namespaced_pod(
+            self.namespace, label_selector=f"app=vcluster,release={self.name}"
+        ).items
+        return sorted(pods, key=lambda p: p.metadata.name)
+
+    def _tick(self) -> None:
+        pods = self._pods()
+        live = {
+            p.metadata.uid: p
+            for p in pods
+            if p.metadata.deletion_timestamp is None and (p.status.phase if p.status else "") == "Running"
+        }
+        current = self.current
+        if current is not None and current.plane is not None and current.pod_uid not in live:
+            self._stop_plane()
+        if not live:
+            return
+        pod = next(iter(live.values()))
+        if pod.metadata.uid == self._handled_uid:
+            return
+        if current is not None and current.pod_uid in live:
+            return  # the pod we serve for is still there (HA: one emulated plane per vCluster)
+        self._handled_uid = pod.metadata.uid
+        self._start_generation(pod)
+
+    def _stop_plane(self) -> None:
+        with self._cond:
+            gen = self.generations[-1] if self.generations else None
+        if gen is not None and gen.plane is not None:
+            if self.forwarder is not None:
+                self.forwarder.set_backend(None)
+            gen.plane.stop()
+            gen.plane = None
+
+    # ---------------------------------------------------------------------------- start-up
+    def _read_secret(self, name: str) -> Any | None:
+        assert self._session is not None
+        try:
+            return self._session.core.read_namespaced_secret(name, self.namespace)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise
+
+    def _values(self) -> tuple[dict[str, Any], str]:
+        """(merged chart values from vc-config-NAME, syncer image tag)."""
+        assert self._session is not None
+        secret = self._read_secret(f"vc-config-{self.name}")
+        values: dict[str, Any] = {}
+        if secret is not None and secret.data and secret.data.get("config.yaml"):
+            values = yaml.safe_load(base64.b64decode(secret.data["config.yaml"])) or {}
+        tag = ""
+        for kind in ("stateful_set", "deployment"):
+            try:
+                workload = getattr(self._session.apps, f"read_namespaced_{kind}")(self.name, self.namespace)
+            except Exception as exc:
+                if getattr(exc, "status", None) == 404:
+                    continue
+                raise
+            for container in workload.spec.template.spec.containers:
+                if container.name == "syncer" and container.image.count(":") == 1:
+                    tag = container.image.split(":")[1]
+            break
+        return values, tag
+
+    def _service_cidr(self, values: Mapping[str, Any]) -> str:
+        assert self._session is not None
+        networking = values.get("networking") or {}
+        if networking.get("serviceCIDR"):
+            return str(networking["serviceCIDR"])
+        try:
+            service = self._session.core.read_namespaced_service(self.name, self.namespace)
+            cidr = (service.metadata.annotations or {}).get("vcluster.loft.sh/service-cidr")
+        except Exception:
+            cidr = None
+        return cidr or "10.96.0.0/12"
+
+    def _start_generation(self, pod: Any) -> None:
+        assert self._session is not None
+        with self._cond:
+            gen = Generation(
+                number=len(self.generations) + 1, pod_uid=pod.metadata.uid, pod_name=pod.metadata.name
+            )
+            self.generations.append(gen)
+        try:
+            self._start(gen)
+        except Exception as exc:
+            gen.crashed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        with self._cond:
+            self._cond.notify_all()
+
+    def _start(self, gen: Generation) -> None:
+        assert self._session is not None
+        core = self._session.core
+        values, tag = self._values()
+        service_cidr = self._service_cidr(values)
+        pki = self.workdir / "data" / "pki"
+        now = datetime.now(UTC)
+        certs_name = f"{self.name}-certs"
+        secret = self._read_secret(certs_name)
+        if secret is None:
+            # EnsureCerts without a secret: generate (kubeadm) and create NAME-certs.
+            data = generate_vcluster_pki(
+                self.workdir / "generate", name=self.name, namespace=self.namespace, service_cidr=service_cidr
+            )
+            core.create_namespaced_secret(
+                self.namespace,
+                {
+                    "metadata": {
+                        "name": certs_name,
+                        "labels": {"app": "vcluster", "vcluster-name": self.name},
+                    },
+                    "type": "Opaque",
+                    "data": _b64(data),
+                },
+            )
+            gen.generated = True
+        else:
+            data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+        if _version_tuple(tag or "0.36.0") >= RENEWAL_SINCE:
+            expiring = expiring_leaves(data, now=now)
+            if expiring:
+                if pki.exists():
+                    shutil.rmtree(pki)
+                download(data, pki)
+                renew_on_disk(
+                    pki, name=self.name, namespace=self.namespace, values=values, service_cidr=service_cidr
+                )
+                new = read_disk(pki)
+                # SyncSecret: JSON merge patch of the data, no resourceVersion precondition.
+                patch = {"data": {**{k: None for k in data if k not in new}, **_b64(new)}}
+                core.patch_namespaced_secret(certs_name, self.namespace, patch)
+                gen.renewed = tuple(sorted(k for k in new if new.get(k) != data.get(k)))
+                data = new
+        download(data, pki)
+        reason = why_it_cannot_serve(data, now=now)
+        if reason is not None:
+            gen.crashed = reason
+            return
+        plane = start_control_plane(pki, self.workdir / "plane", timeout=START_TIMEOUT)
+        gen.plane = plane
+        assert self.forwarder is not None
+        self.forwarder.set_backend(int(plane.server.rsplit(":", 1)[1]))
+        server = self.forwarder.server
+        try:
+            self._publish(server, data, private_nodes=bool((values.get("privateNodes") or {}).get("enabled")))
+            self._write_vc_secret(data["admin.conf"], server)
+        except BaseException:
+            self.forwarder.set_backend(None)
+            plane.stop()
+            gen.plane = None
+            raise
+        gen.server, gen.ca_file = server, plane.ca_file
+
+    def virtual_session(self, admin_conf: bytes, server: str) -> KubeSession:
+        """A session to the emulated virtual API server with the given admin kubeconfig."""
+        from kubectl_vcerts.kube.virtual import build_session, with_server
+
+        return build_session(with_server(yaml.safe_load(admin_conf), server))
+
+    def _publish(self, server: str, data: Mapping[str, bytes], *, private_nodes: bool) -> None:
+        session = self.virtual_session(data["admin.conf"], server)
+        try:
+            root_ca = to_files(data)["server-ca.crt"].decode()
+            for ns in ROOT_CA_NAMESPACES:
+                self._apply_config_map(session, ns, "kube-root-ca.crt", {"ca.crt": root_ca})
+            if private_nodes:
+                endpoint = server.removeprefix("https://")
+                cluster = {
+                    "apiVersion": "kubeadm.k8s.io/v1beta4",
+                    "kind": "ClusterConfiguration",
+                    "clusterName": "kubernetes",
+                    "controlPlaneEndpoint": endpoint,
+                    "certificatesDir": "/data/pki",
+                }
+                self._apply_config_map(
+                    session,
+                    "kube-system",
+                    "kubeadm-config",
+                    {"ClusterConfiguration": yaml.safe_dump(cluster, sort_keys=False)},
+                )
+        finally:
+            session.close()
+
+    @staticmethod
+    def _apply_config_map(session: KubeSession, namespace: str, name: str, data: dict[str, str]) -> None:
+        body = {"metadata": {"name": name, "namespace": namespace}, "data": data}
+        try:
+            session.core.create_namespaced_config_map(namespace, body)
+        except Exception as exc:
+            if getattr(exc, "status", None) != 409:
+                raise
+            session.core.patch_namespaced_config_map(name, namespace, {"data": data})
+
+    def _write_vc_secret(self, admin_conf: bytes, server: str) -> None:
+        """WriteKubeConfigToSecret: CreateOrPatch vc-NAME."""
+        assert self._session is not None
+        data = _b64(vc_secret_data(admin_conf, server))
+        name = f"vc-{self.name}"
+        if self._read_secret(name) is None:
+            self._session.core.create_namespaced_secret(
+                self.namespace,
+                {
+                    "metadata": {"name": name, "labels": {"app": "vcluster", "vcluster-name": self.name}},
+                    "type": "Opaque",
+                    "data": data,
+                },
+            )
+        else:
+            self._session.core.patch_namespaced_secret(name, self.namespace, {"data": data})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.emulator",
+        description="emulate a vCluster control plane for a fixture vCluster",
+    )
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("-n", "--namespace", required=True)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("name")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="emulator: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    emulator = Emulator(args.kubeconfig, args.namespace, args.name, workdir=args.workdir).start()
+    seen = 0
+    try:
+        while not stop.wait(0.5):
+            with contextlib.suppress(IndexError):
+                while len(emulator.generations) > seen and (
+                    emulator.generations[seen].serving or emulator.generations[seen].crashed
+                ):
+                    gen = emulator.generations[seen]
+                    state = f"serving on {gen.server}" if gen.serving else f"crashed: {gen.crashed}"
+                    renewed = f" (start-up renewal of {', '.join(gen.renewed)})" if gen.renewed else ""
+                    print(
+                        f"emulator: control plane #{gen.number} for pod {gen.pod_name}: {state}{renewed}",
+                        flush=True,
+                    )
+                    seen += 1
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
