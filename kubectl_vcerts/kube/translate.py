@@ -108,7 +108,7 @@ def api_call(target: Target, fn: Callable[[], T], *, attempts: int = 4, max_wait
         kwargs["sleep"] = sleep
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential_jitter(initial=0.2, max=max_wait),
+        wait=tenacity.wait_random_exponential(multiplier=0.2, max=max_wait),  # full jitter
         retry=tenacity.retry_if_exception(is_transient),
         reraise=True,
         **kwargs,

@@ -333,7 +333,8 @@ def recycle_pass(port: RecyclePort, namespace: str, name: str, *, marker: str | 
     """Advance the recycle of one instance as far as it goes without waiting. Idempotent.
 
     Starts a recycle (writes the record) when the instance has none, else resumes the record (its own
-    marker wins over `marker`, so a recycle interrupted by a newer CA change completes first).
+    marker and policy win over `marker` and `settings.policy`, so a recycle interrupted by a newer CA
+    change, or started by the hook and finished by the CLI, completes as it began).
     Raises InvalidInputError for invalid objects (nothing is changed) and ConflictError when the
     instance changed under us (run the pass again).
     """

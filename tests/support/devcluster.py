@@ -12,6 +12,7 @@ Standard library only (so `scripts/dev-cluster` runs with any python3). Run as
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -318,11 +319,13 @@ class DevCluster:
         pid = self.component_pid(component)
         if pid is None:
             return
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while _pid_alive(pid):
             if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
                 deadline = time.monotonic() + grace
             time.sleep(0.1)
         self._pid_file(component).unlink(missing_ok=True)
@@ -334,6 +337,9 @@ class DevCluster:
         """Create or start the cluster if needed and wait until it is usable. Idempotent."""
         with self._lock():
             changed = False
+            if self.cluster_dir.exists() and not self.exists():
+                # A create that was interrupted half-way: start over.
+                self._delete()
             if not self.exists():
                 self._write_config()
                 self.kwokctl("-c", str(self._config_path), "create", "cluster", "--kubeconfig", "",
@@ -356,12 +362,15 @@ class DevCluster:
         with self._lock():
             if not self.cluster_dir.exists():
                 return False
-            for component in COMPONENTS:
-                self.component_pid(component)  # drops pid files that are not this cluster's processes
-            # Name the cluster's own kubeconfig: kwokctl would otherwise remove a context from the user's.
-            self.kwokctl("delete", "cluster", "--kubeconfig", str(self.kubeconfig))
-            self._config_path.unlink(missing_ok=True)
+            self._delete()
             return True
+
+    def _delete(self) -> None:
+        for component in COMPONENTS:
+            self.component_pid(component)  # drops pid files that are not this cluster's processes
+        # Name the cluster's own kubeconfig: kwokctl would otherwise remove a context from the user's.
+        self.kwokctl("delete", "cluster", "--kubeconfig", str(self.kubeconfig))
+        self._config_path.unlink(missing_ok=True)
 
     def stop_apiserver(self) -> None:
         # The API server's graceful shutdown waits for open watches for ~20 s; tests only need it gone.

@@ -1,0 +1,137 @@
+"""End to end: the plugin rotates a vCluster whose control plane really runs (the emulator starts a REAL
+etcd + kube-apiserver from NAME-certs for every new pod), and what users hold keeps or stops working as
+the vCluster docs say (issue 4)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from kubectl_vcerts.pki import ca_fingerprint
+from tests.integration.e2e_support import (
+    emulated,
+    kubectl,
+    plugin,
+    read_secret,
+    save_vc_kubeconfig,
+    token_kubeconfig,
+    wait_serving,
+    whoami,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+def served_certificate(server: str) -> x509.Certificate:
+    host, port = server.removeprefix("https://").rsplit(":", 1)
+    pem = ssl.get_server_certificate((host, int(port)), timeout=10)
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def assert_certificate_error(result: Any) -> None:
+    assert result.returncode != 0
+    assert "x509" in result.stderr and "certificate" in result.stderr, result.stderr
+
+
+def test_rotate_keeps_kubeconfigs_rotate_ca_replaces_them_and_restore_brings_the_old_ones_back(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster()
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        gen = wait_serving(emulator, None)
+        assert gen.server is not None
+        # Before: the kubeconfig from vc-NAME lists namespaces; a ServiceAccount token authenticates.
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        assert kubectl(saved, "get", "namespaces").returncode == 0
+        assert kubectl(saved, "create", "serviceaccount", "e2e", "-n", "default").returncode == 0
+        token = kubectl(saved, "create", "token", "e2e", "-n", "default", "--duration", "2h")
+        assert token.returncode == 0, token.stderr
+        with_token = token_kubeconfig(saved, token.stdout.strip(), tmp_path / "token.kubeconfig")
+        assert whoami(with_token).stdout == "system:serviceaccount:default:e2e"
+        served_before = served_certificate(gen.server)
+
+        # rotate: a new serving certificate; the saved kubeconfig and the token keep working.
+        result = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "120s")
+        assert result.returncode == 0, result.stderr
+        gen = wait_serving(emulator, gen)
+        served = served_certificate(gen.server or "")
+        assert served.serial_number != served_before.serial_number
+        certs = read_secret(kube_session, vc.namespace, vc.certs_secret)
+        assert served == x509.load_pem_x509_certificate(certs["apiserver.crt"])
+        assert ca_fingerprint(certs) == ca_fingerprint(vc.certs)
+        assert kubectl(saved, "get", "namespaces").returncode == 0
+        assert whoami(with_token).stdout == "system:serviceaccount:default:e2e"
+
+        # rotate-ca: the saved kubeconfig fails to verify; the new vc-NAME and --kubeconfig-out work.
+        out = tmp_path / "new-admin.kubeconfig"
+        result = plugin(
+            host,
+            vc.namespace,
+            "rotate-ca",
+            vc.name,
+            "--yes",
+            "--timeout",
+            "120s",
+            "--kubeconfig-out",
+            str(out),
+            "-o",
+            "json",
+        )
+        assert result.returncode == 0, result.stderr
+        backup_before_ca = json.loads(result.stdout)["backup"]
+        gen = wait_serving(emulator, gen)
+        assert_certificate_error(kubectl(saved, "get", "namespaces"))
+        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        assert kubectl(fresh, "get", "namespaces").returncode == 0
+        assert kubectl(out, "get", "namespaces").returncode == 0, "the --kubeconfig-out file must work"
+        # sa.key is kept: the token still authenticates when its client trusts the new CA.
+        assert whoami(token_kubeconfig(fresh, token.stdout.strip(), tmp_path / "t2")).stdout.endswith(":e2e")
+
+        # restore the backup taken before the CA rotation: the originally saved kubeconfig works again.
+        result = plugin(
+            host, vc.namespace, "restore", vc.name, "--backup", backup_before_ca, "--yes", "--timeout", "120s"
+        )
+        assert result.returncode == 0, result.stderr
+        wait_serving(emulator, gen)
+        assert kubectl(saved, "get", "namespaces").returncode == 0
+        assert whoami(with_token).stdout == "system:serviceaccount:default:e2e"
+        assert_certificate_error(kubectl(out, "get", "namespaces"))
+
+
+@pytest.mark.parametrize(
+    ("variant", "command"),
+    [
+        pytest.param(
+            {"version": "0.32.0", "expired_leaves": True},
+            "rotate",
+            id="expired leaves of a vCluster without start-up renewal are brought back by rotate",
+        ),
+        pytest.param({"expired_ca": True}, "rotate-ca", id="an expired CA is brought back by rotate-ca"),
+    ],
+)
+def test_an_expired_vcluster_is_brought_back_to_a_working_api_server(
+    kube_cluster: Any,
+    kube_session: Any,
+    make_vcluster: Any,
+    tmp_path: Path,
+    variant: dict[str, Any],
+    command: str,
+) -> None:
+    vc = make_vcluster(**variant)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        broken = emulator.wait_for(timeout=120, serving=False)
+        assert broken.crashed is not None and "expired" in broken.crashed
+        result = plugin(
+            Path(kube_cluster.kubeconfig), vc.namespace, command, vc.name, "--yes", "--timeout", "120s"
+        )
+        assert result.returncode == 0, result.stderr
+        wait_serving(emulator, broken)
+        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        got = kubectl(fresh, "get", "namespaces")
+        assert got.returncode == 0, got.stderr
