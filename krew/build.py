@@ -60,6 +60,10 @@ COLLECT = ("kubectl_vcerts", "kubernetes.client", "kubernetes.config")
 EXCLUDE = ("tkinter", "kubernetes.aio", "aiohttp", "pytest", "hypothesis", "mypy", "IPython", "pydoc_data")
 
 
+# Cached archives kept per platform (each ~36 MB); older ones go when a new build lands.
+KEEP_BUILDS = 3
+
+
 class BuildError(Exception):
     """The build cannot go on; the message says which step and what to do."""
 
@@ -266,9 +270,27 @@ def write_archive(bundle: Path, license_file: Path, out: Path) -> Path:
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, dereference=True) as tar,
     ):
         for path in sorted(bundle.rglob("*")):
-            tar.add(path, arcname=path.relative_to(bundle).as_posix(), recursive=False, filter=_tar_filter)
+            # rglob does not descend into a symlinked directory (PyInstaller makes some on macOS):
+            # add such a directory with its contents, the others one entry at a time.
+            linked_dir = path.is_symlink() and path.is_dir()
+            tar.add(
+                path, arcname=path.relative_to(bundle).as_posix(), recursive=linked_dir, filter=_tar_filter
+            )
         tar.add(license_file, arcname="LICENSE", recursive=False, filter=_tar_filter)
     return out
+
+
+def prune_cache(plugin_cache: Path, plat: Platform, *, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest cached builds of `plat`; returns what was deleted."""
+    entries = sorted(
+        (path for path in plugin_cache.glob(f"*-{plat.key}-*") if path.is_dir()),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in entries[keep:]:
+        shutil.rmtree(stale, ignore_errors=True)
+        (plugin_cache / f".lock-{stale.name}").unlink(missing_ok=True)
+    return entries[keep:]
 
 
 def _log(message: str) -> None:
@@ -292,6 +314,7 @@ def build(
         cached = entry / name
         if use_cache and cached.is_file():
             log(f"reusing {cached} (sources unchanged)")
+            os.utime(entry)  # recently used: pruning keeps the newest entries
         else:
             python = ensure_build_venv(root, log)
             with tempfile.TemporaryDirectory(prefix="vcerts-build-") as tmp:
@@ -302,6 +325,7 @@ def build(
                 entry.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(staged, cached.with_suffix(".partial"))
                 cached.with_suffix(".partial").replace(cached)
+                prune_cache(entry.parent, plat, keep=KEEP_BUILDS)
     out.mkdir(parents=True, exist_ok=True)
     archive = out / name
     if archive.resolve() != cached.resolve():

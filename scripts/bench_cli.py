@@ -73,12 +73,11 @@ def create_many(session: Any, namespace: str, count: int, certs: dict[str, bytes
         secret_labels = {"app": "vcluster", "vcluster-name": name}
         config = yaml.safe_dump(vc_config(name, namespace, spec)).encode()
         core, apps = session.core, session.apps
-        core.create_namespaced_secret(namespace, {"metadata": {"name": f"{name}-certs", "labels": secret_labels},
-                                                  "data": certs_b64})
-        core.create_namespaced_secret(namespace, {"metadata": {"name": f"vc-{name}", "labels": secret_labels},
-                                                  "data": kubeconfig_b64})
-        core.create_namespaced_secret(namespace, {"metadata": {"name": f"vc-config-{name}", "labels": labels},
-                                                  "data": _b64({"config.yaml": config})})
+        for secret, with_labels, data in ((f"{name}-certs", secret_labels, certs_b64),
+                                          (f"vc-{name}", secret_labels, kubeconfig_b64),
+                                          (f"vc-config-{name}", labels, _b64({"config.yaml": config}))):
+            core.create_namespaced_secret(namespace, {"metadata": {"name": secret, "labels": with_labels},
+                                                      "data": data})
         apps.create_namespaced_deployment(namespace, {
             "metadata": {"name": name, "labels": labels},
             "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
@@ -108,8 +107,11 @@ def main() -> int:
     cluster.up()
     kubectl = str(binary("kubectl"))
     plugin = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "kubectl_vcerts"]
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "PYTHONDONTWRITEBYTECODE")}
     env["PYTHONPATH"] = str(REPO)
+    # An installed plugin (pip, or the PyInstaller build krew ships) runs from bytecode; keep the .pyc
+    # files out of the source tree.
+    env["PYTHONPYCACHEPREFIX"] = str(Path.home() / ".cache" / "kubectl-vcerts" / "pycache")
     kubeconfig = str(cluster.kubeconfig)
     session = connect(KubeTarget(kubeconfig=kubeconfig))
     namespace = f"bench-cli-{secrets.token_hex(3)}"
@@ -118,7 +120,8 @@ def main() -> int:
     try:
         made = create_vcluster(session, name="vc", namespace=namespace)
         compare("check NAME", [*plugin, "check", "vc", "-n", namespace, "--kubeconfig", kubeconfig],
-                [kubectl, "--kubeconfig", kubeconfig, "get", "secret", "vc-certs", "-n", namespace, "-o", "json"],
+                [kubectl, "--kubeconfig", kubeconfig, "get", "secret", "vc-certs", "-n", namespace,
+                 "-o", "json"],
                 runs=args.runs, env=env, target=3.0)
         helps = [timed([*plugin, "--help"], env) for _ in range(args.runs)]
         median = statistics.median(helps)

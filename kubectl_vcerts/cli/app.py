@@ -58,6 +58,8 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("restore", "kubectl_vcerts.cli.restore", "Put a backup (or a PKI directory) back."),
     Entry("backups", "kubectl_vcerts.cli.backups", "List, export and prune backups."),
     Entry("nodeclaims", "kubectl_vcerts.cli.nodeclaims", "NodeClaims of vCluster Platform instances."),
+    Entry("nodes", "kubectl_vcerts.cli.nodes", "Private nodes of a vCluster: automatic or manually joined."),
+    Entry("token", "kubectl_vcerts.cli.token", "Join tokens for private nodes (`vcluster token create`)."),
 )
 
 # --------------------------------------------------------------------------------- lazy commands
@@ -141,6 +143,11 @@ def parse_request_timeout(text: str) -> float | None:
                              hint='use kubectl\'s forms: "0" (none), "30", "5s", "1m", "1m30s"')
     return seconds or None
 
+
+# Shell completion: the shell sets this variable when it asks for completions (typer/click protocol); a
+# prog name with a space would otherwise give an unusable variable name.
+COMPLETE_VAR = "_KUBECTL_VCERTS_COMPLETE"
+EXECUTABLE = "kubectl-vcerts"
 
 VALUE_FLAGS = frozenset({"--kubeconfig", "--context", "--namespace", "-n", "--request-timeout"})
 BOOL_FLAGS = frozenset({"-v", "--verbose"})
@@ -266,7 +273,10 @@ def run(argv: Sequence[str] | None = None, *, obj: Any = None) -> int:
     head = args[: args.index("--")] if "--" in args else args
     verbose = any(a in BOOL_FLAGS for a in head)
     try:
-        result = app(args=args, prog_name="kubectl vcerts", standalone_mode=False, obj=obj)
+        # Completion scripts must name the executable on PATH (and a variable without a space).
+        completion = {"--install-completion", "--show-completion"} & set(head)
+        result = app(args=args, prog_name=EXECUTABLE if completion else "kubectl vcerts",
+                     complete_var=COMPLETE_VAR, standalone_mode=False, obj=obj)
         return int(result) if isinstance(result, int) else 0
     except VcertsError as exc:
         if verbose:

@@ -32,7 +32,15 @@ import typer
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.cli.complete import complete_vcluster_name
-from kubectl_vcerts.cli.deps import Deps, get_deps
+from kubectl_vcerts.cli.deps import get_deps
+from kubectl_vcerts.cli.live import (
+    LiveOption,
+    LiveServerOption,
+    apply_live,
+    live_exit_code,
+    live_lines,
+    run_live,
+)
 from kubectl_vcerts.cli.options import OutputFormat, OutputOption, parse_duration
 from kubectl_vcerts.cli.render import (
     STATUS_STYLES,
@@ -247,30 +255,18 @@ def summary_rows(summary: CheckSummary, *, wide: bool) -> tuple[list[str], list[
     return headers, rows, styles
 
 
-def _notes(deps: Deps, report: CheckReport) -> None:
-    """Context for people, on stderr so that stdout stays the table."""
+def notes(report: CheckReport) -> list[str]:
+    """Context for people (shown on stderr, so that stdout stays the table)."""
     vc, pki = report.vcluster, report.pki
-    err = deps.err
     if pki is None:
-        err.print(
-            f"{report.secret_name} not found in namespace {vc.namespace}: the vCluster has no "
-            f"certificates in the host cluster (never started, or not the k8s distro)",
-            markup=False,
-            highlight=False,
-        )
-        return
-    problems = [f for f in pki.findings if f.reason not in TIME_REASONS]
-    for finding in problems:
-        err.print(f"problem: {finding.message} ({finding.reason})", markup=False, highlight=False)
-    if vc.distro not in (Distro.K8S,):
-        err.print(
-            f"note: distro {vc.distro.value}: rotate and rotate-ca support only the k8s distro",
-            markup=False,
-            highlight=False,
-        )
+        return [f"{report.secret_name} not found in namespace {vc.namespace}: the vCluster has no "
+                f"certificates in the host cluster (never started, or not the k8s distro)"]
+    lines = [f"problem: {f.message} ({f.reason})" for f in pki.findings if f.reason not in TIME_REASONS]
+    if vc.distro is not Distro.K8S:
+        lines.append(f"note: distro {vc.distro.value}: rotate and rotate-ca support only the k8s distro")
     if not vc.is_running:
-        status = vc.status or "unknown (no pods)"
-        err.print(f"note: vCluster status is {status}", markup=False, highlight=False)
+        lines.append(f"note: vCluster status is {vc.status or 'unknown (no pods)'}")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------ command
@@ -280,11 +276,13 @@ def command(
     all_namespaces: AllNamespacesOption = False,
     warn_within: WarnWithinOption = "90d",
     output: OutputOption = OutputFormat.TABLE,
+    live: LiveOption = False,
+    vcluster_server: LiveServerOption = None,
 ) -> None:
     """Show the certificates of a vCluster (or one row per vCluster with -A) and when they expire.
 
     Exit codes: 0 all fine, 3 something expires within --warn-within, 4 something is expired, not yet
-    valid, invalid or missing.
+    valid, invalid or missing (with --live also: what is served differs from the secret).
     """
     from kubectl_vcerts.kube.discovery import KubeReader, open_reader
     from kubectl_vcerts.rotation.check import check_all, check_vcluster
@@ -302,15 +300,23 @@ def command(
                 report = check_vcluster(
                     reader, name=names[0], namespace=namespace, now=deps.now(), warn_within=window
                 )
+            served = None
+            if live:
+                served = run_live(deps, namespace=namespace, name=names[0], vcluster_server=vcluster_server)
             if output in (OutputFormat.JSON, OutputFormat.YAML):
-                emit_document(deps, check_document(report), output)
+                emit_document(deps, apply_live(check_document(report), served), output)
             else:
                 headers, rows, styles = check_rows(report, wide=wide)
                 if rows:
                     print_table(deps, headers, rows, styles)
-                _notes(deps, report)
-            code = exit_code_for(report.worst)
+                for line in notes(report):
+                    deps.err.print(line, markup=False, highlight=False)
+                for line in live_lines(served) if served is not None else []:
+                    deps.out.print(line, markup=False, highlight=False)
+            code = live_exit_code(exit_code_for(report.worst), served)
         else:
+            if live:
+                raise UsageError("--live checks one vCluster", hint="name exactly one vCluster, without -A")
             with spinner(deps, "reading vClusters"):
                 summary = check_all(
                     reader,

@@ -27,3 +27,29 @@ def complete_vcluster_name(ctx: typer.Context, incomplete: str) -> list[str]:
         return sorted({vc.name for vc in found if vc.name.startswith(incomplete)})
     except Exception:  # completion must never fail loudly
         return []
+
+
+def kubectl_complete() -> None:
+    """Entry point `kubectl_complete-vcerts`: kubectl (>= 1.26) runs it to complete `kubectl vcerts …`.
+
+    kubectl passes the words after `vcerts`, the last one being the word to complete (maybe empty), and
+    reads one candidate per line followed by cobra's directive line (":4" = do not complete file names).
+    """
+    import sys
+
+    from typer._completion_classes import BashComplete
+
+    from kubectl_vcerts.cli.app import COMPLETE_VAR, app, hoist_global_flags
+
+    words = sys.argv[1:]
+    incomplete = words[-1] if words else ""
+    args = hoist_global_flags(words[:-1])
+    try:
+        command = typer.main.get_command(app)
+        completer = BashComplete(command, {}, "kubectl vcerts", COMPLETE_VAR)  # any shell: we format
+        candidates = [item.value for item in completer.get_completions(args, incomplete)]
+    except Exception:
+        candidates = []
+    for value in candidates:
+        print(value)
+    print(":4")

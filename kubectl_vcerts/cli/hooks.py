@@ -5,13 +5,26 @@
     cluster through kube.virtual: --vcluster-server, else the server in vc-NAME);
   * `rotation.platform_mark.PlatformMarkHook` when --platform-context or --platform-kubeconfig is given.
 Nothing is connected here: the hooks connect when the workflow calls them.
+
+VCERTS_DRAIN_TIMEOUT (seconds, default 300) bounds the wait for each manual node's pods to be evicted
+(a PodDisruptionBudget that never allows it stops the operation before the CA changes).
 """
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
+
 from kubectl_vcerts.cli.deps import Deps
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.ports import CaChangeHook
+
+DRAIN_TIMEOUT_ENV = "VCERTS_DRAIN_TIMEOUT"
+
+
+def drain_timeout() -> timedelta:
+    text = os.environ.get(DRAIN_TIMEOUT_ENV, "")
+    return timedelta(seconds=int(text)) if text.isdigit() and int(text) > 0 else timedelta(minutes=5)
 
 
 def build_ca_change_hooks(
@@ -57,6 +70,7 @@ def build_ca_change_hooks(
                 platform_marks=platform,
                 platform_context=platform_context,
                 platform_namespace=namespace,
+                drain_timeout=drain_timeout(),
             )
         )
     if platform:

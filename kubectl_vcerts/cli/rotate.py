@@ -225,7 +225,7 @@ def run_operation(
         return _ask(deps, "Proceed?")
 
     report = workflow.run(vcluster, request, confirm=confirm)
-    extra = after(deps, report) if after is not None and report.applied else []
+    extra = after(deps, report) if after is not None else []
     render_report(deps, report, output=output, extra=extra)
     return report
 
@@ -354,7 +354,7 @@ def render_report(
         return
     plan = report.plan
     if not report.applied:
-        for line in plan_lines(plan):
+        for line in [*plan_lines(plan), *extra]:
             deps.out.print(line, markup=False, highlight=False)
         deps.out.print("Dry run: nothing was changed.", markup=False, highlight=False)
         return

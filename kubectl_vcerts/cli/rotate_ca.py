@@ -75,6 +75,10 @@ def kubeconfig_follow_up(
     plan = report.plan
     vc = plan.vcluster
     new = plan.new_data
+    if not report.applied:  # --dry-run: name what would be affected, change nothing
+        return _dry_run_follow_up(
+            deps, report, kubeconfig_out=kubeconfig_out, update_kubeconfig=update_kubeconfig
+        )
     lines: list[str] = ["", "What else to do after a CA change:"]
     if kubeconfig_out is not None:
         server = _vcluster_server(deps, vc)
@@ -131,6 +135,31 @@ def kubeconfig_follow_up(
         f"  - service-account tokens keep working (sa.key is kept); "
         f"{contract.kubeconfig_secret_name(vc.name)} is rewritten by vCluster on start"
     )
+    return lines
+
+
+def _dry_run_follow_up(
+    deps: Deps, report: OperationReport, *, kubeconfig_out: Path | None, update_kubeconfig: bool
+) -> list[str]:
+    from kubectl_vcerts.kube.backups import read_certs
+    from kubectl_vcerts.rotation import trust
+
+    vc = report.plan.vcluster
+    lines: list[str] = []
+    if kubeconfig_out is not None:
+        lines.append(f"  would write a new admin kubeconfig to {kubeconfig_out} (mode 0600)")
+    path = user_kubeconfig_path(deps)
+    if path is not None:
+        current = read_certs(deps.session(), namespace=vc.namespace, vcluster=vc.name).data
+        old_cert, _old_key = trust.admin_client_cert(current)
+        doc = trust.load_kubeconfig(path.read_bytes(), where=str(path))
+        stale = trust.contexts_trusting(doc, trust.old_trust_anchors(current), old_cert)
+        if stale:
+            verb = "would update" if update_kubeconfig else "would stop working"
+            lines.append(
+                f"  contexts in {path} that trust the current CA ({verb}): "
+                + ", ".join(c.name for c in stale)
+            )
     return lines
 
 

@@ -8,6 +8,7 @@ planned from, edits data and annotations and PUTs it with that resourceVersion (
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -36,8 +37,7 @@ def _read_secret(session: KubeSession, namespace: str, name: str) -> Any:
     )
 
 
-def read_certs(session: KubeSession, *, namespace: str, vcluster: str) -> CertsState:
-    secret = _read_secret(session, namespace, contract.certs_secret_name(vcluster))
+def _state(secret: Any) -> CertsState:
     return CertsState(
         data=_decode(secret.data),
         resource_version=secret.metadata.resource_version,
@@ -45,7 +45,17 @@ def read_certs(session: KubeSession, *, namespace: str, vcluster: str) -> CertsS
     )
 
 
-def write_certs(
+def read_certs_object(session: KubeSession, *, namespace: str, vcluster: str) -> tuple[CertsState, Any]:
+    """NAME-certs as a CertsState plus the raw object (kept by callers to replace it without a re-read)."""
+    secret = _read_secret(session, namespace, contract.certs_secret_name(vcluster))
+    return _state(secret), secret
+
+
+def read_certs(session: KubeSession, *, namespace: str, vcluster: str) -> CertsState:
+    return read_certs_object(session, namespace=namespace, vcluster=vcluster)[0]
+
+
+def write_certs_object(
     session: KubeSession,
     *,
     namespace: str,
@@ -53,11 +63,17 @@ def write_certs(
     data: Mapping[str, bytes],
     annotations: Mapping[str, str | None],
     resource_version: str,
-) -> CertsState:
+    current: Any = None,
+) -> tuple[CertsState, Any]:
+    """Replace NAME-certs guarded by `resource_version`; `current` is the object read at that version
+    (read again when not given). Returns the new state and object."""
     name = contract.certs_secret_name(vcluster)
-    secret = _read_secret(session, namespace, name)
+    secret = current
+    if secret is None or secret.metadata.resource_version != resource_version:
+        secret = _read_secret(session, namespace, name)
     if secret.metadata.resource_version != resource_version:
         raise ConflictError(f"secret {namespace}/{name} changed since it was read")
+    secret = copy.deepcopy(secret)
     merged = dict(secret.metadata.annotations or {})
     for key, value in annotations.items():
         if value is None:
@@ -72,11 +88,26 @@ def write_certs(
         Target("update", "secrets", name, namespace),
         lambda: session.core.replace_namespaced_secret(name, namespace, secret, **session.kwargs()),
     )
-    return CertsState(
-        data=_decode(result.data),
-        resource_version=result.metadata.resource_version,
-        annotations=dict(result.metadata.annotations or {}),
-    )
+    return _state(result), result
+
+
+def write_certs(
+    session: KubeSession,
+    *,
+    namespace: str,
+    vcluster: str,
+    data: Mapping[str, bytes],
+    annotations: Mapping[str, str | None],
+    resource_version: str,
+) -> CertsState:
+    return write_certs_object(
+        session,
+        namespace=namespace,
+        vcluster=vcluster,
+        data=data,
+        annotations=annotations,
+        resource_version=resource_version,
+    )[0]
 
 
 def _parse_time(text: str | None, fallback: datetime | None) -> datetime:

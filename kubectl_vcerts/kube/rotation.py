@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.kube import backups, leases, pods, workloads
@@ -22,10 +23,14 @@ class KubeRotationPorts:
     def __init__(self, session: KubeSession, *, refresh: Callable[[VCluster], VCluster]) -> None:
         self.session = session
         self._refresh = refresh
+        self._certs_object: Any = None
 
-    # CertsPort
+    # CertsPort (the last object read or written is kept: a write at its resourceVersion needs no re-read)
     def read_certs(self, vcluster: VCluster) -> CertsState:
-        return backups.read_certs(self.session, namespace=vcluster.namespace, vcluster=vcluster.name)
+        state, self._certs_object = backups.read_certs_object(
+            self.session, namespace=vcluster.namespace, vcluster=vcluster.name
+        )
+        return state
 
     def write_certs(
         self,
@@ -35,14 +40,16 @@ class KubeRotationPorts:
         annotations: Mapping[str, str | None],
         resource_version: str,
     ) -> CertsState:
-        return backups.write_certs(
+        state, self._certs_object = backups.write_certs_object(
             self.session,
             namespace=vcluster.namespace,
             vcluster=vcluster.name,
             data=data,
             annotations=annotations,
             resource_version=resource_version,
+            current=self._certs_object,
         )
+        return state
 
     # BackupPort
     def create_backup(

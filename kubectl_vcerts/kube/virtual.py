@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from kubectl_vcerts import contract
-from kubectl_vcerts.errors import ApiError, InvalidPkiError, NotFoundError, UnreachableError, VcertsError
+from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, UnreachableError, VcertsError
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
 from kubectl_vcerts.rotation.private_nodes import NodeRecord, PodOnNode, TokenSecret
@@ -187,6 +187,33 @@ def connect_virtual(
             session.close()
             raise
     return session
+
+
+def fetch_served_certificate(server: str, *, timeout: float = PROBE_TIMEOUT) -> bytes:
+    """DER of the leaf certificate the server presents (TLS handshake only; verified by the caller)."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server)
+    host, port = url.hostname or "", url.port or 443
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # we compare the certificate ourselves (rotation.live)
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            context.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except OSError as exc:
+        raise UnreachableError(
+            f"cannot reach the virtual API server at {server} ({type(exc).__name__})",
+            hint="pass --vcluster-server URL reachable from here",
+        ) from exc
+    if not der:
+        raise UnreachableError(f"{server} presented no certificate", hint="is it a TLS endpoint?")
+    return der
 
 
 # ------------------------------------------------------------------------------------- gateway
@@ -356,7 +383,4 @@ def open_gateway(
     endpoint = resolve_virtual(
         host, namespace=namespace, vcluster=vcluster, server=server, credentials=credentials
     )
-    try:
-        return VirtualGateway(connect_virtual(endpoint, request_timeout=request_timeout))
-    except ApiError:
-        raise
+    return VirtualGateway(connect_virtual(endpoint, request_timeout=request_timeout))

@@ -237,7 +237,8 @@ def join_command(
     base = platform_endpoint.rstrip("/") if platform_endpoint else f"https://{endpoint}"
     line = f'curl -fsSLk "{base}/node/join?token={quote(token, safe="")}" | sh -'
     flags = (["--force-join"] if force_join else []) + (["--node-name", node_name] if node_name else [])
-    return line + (" -s -- " + " ".join(flags) if flags else "")
+    # Flags reach the join script through `sh -s -- …` (join.mdx); without flags `sh -` as vCluster prints.
+    return line + ("s -- " + " ".join(flags) if flags else "")
 
 
 def kubeadm_join_command(endpoint: str, token: str, ca_hash: str) -> str:
@@ -395,18 +396,13 @@ def drain(
 ) -> list[str]:
     """Evict every pod (not DaemonSet/mirror pods) and wait until they are gone; bounded."""
     deadline = clock.now() + timeout
+    # Finished pods are evicted too (kubectl drain deletes them); DaemonSet and mirror pods stay.
     pending = [p for p in port.pods_on(node.name) if not p.daemonset and not p.mirror]
-    evicted: list[PodOnNode] = []
-    blocked: list[PodOnNode] = []
+    evicted: list[PodOnNode] = []  # every pod whose eviction was accepted
     while True:
-        blocked = []
-        for pod in pending:
-            if pod in evicted:
-                continue
-            if port.evict(pod, grace_seconds=DRAIN_GRACE_SECONDS):
-                evicted.append(pod)
-            else:
-                blocked.append(pod)
+        blocked = [p for p in pending if not port.evict(p, grace_seconds=DRAIN_GRACE_SECONDS)]
+        evicted += [p for p in pending if p not in blocked]
+        pending = blocked  # a budget may allow them later: ask again next round
         remaining = [p for p in evicted if port.pod_exists(p)] + blocked
         if not remaining:
             return [f"{p.namespace}/{p.name}" for p in evicted]
@@ -423,8 +419,6 @@ def drain(
                 hint="the node is cordoned and the CA was not changed; fix the budget or the pods and run "
                 "the command again",
             )
-        pending = [p for p in pending if p not in evicted]
-        evicted = [p for p in evicted if p in remaining]
         clock.sleep(poll_seconds)
 
 

@@ -412,7 +412,6 @@ class Workflow:
             )
 
         deadline = self.clock.now() + request.timeout
-        vcluster = self.ports.workloads.refresh(vcluster)
         restarted, ok = self._restart(vcluster, record.restart, deadline, request)
         failure = (
             ""
@@ -425,6 +424,7 @@ class Workflow:
         regenerated: tuple[str, ...] = ()
         worst: Status | None = None
         final_fp: str | None = None
+        back: CertsState | None = None
         if ok:
             back = self.ports.certs.read_certs(vcluster)
             regenerated = tuple(
@@ -462,7 +462,7 @@ class Workflow:
             change_info = self._ca_change(plan)
             for hook in self.hooks:
                 hook_lines += hook.after(change_info)
-        self._clear_record(vcluster)
+        self._clear_record(vcluster, back)
         cp, etcd = self.ports.pods.list_pods(vcluster)
         return OperationReport(
             plan=plan,
@@ -543,10 +543,11 @@ class Workflow:
         self._emit("write", f"wrote {secret} ({record.phase})", done=True)
         return written
 
-    def _clear_record(self, vcluster: VCluster) -> None:
-        """Remove the operation record (the only change: a re-read guards against concurrent writes)."""
+    def _clear_record(self, vcluster: VCluster, known: CertsState | None = None) -> None:
+        """Remove the operation record (the only change; `known` is a state just read, else read now —
+        the write is guarded, so a concurrent writer makes us read again)."""
         for _attempt in range(5):
-            current = self.ports.certs.read_certs(vcluster)
+            current, known = known or self.ports.certs.read_certs(vcluster), None
             if contract.OPERATION_ANNOTATION not in current.annotations:
                 return
             try:
@@ -593,7 +594,6 @@ class Workflow:
 
     def _finish_rollback(self, vcluster: VCluster, request: OperationRequest) -> bool:
         deadline = self.clock.now() + request.timeout
-        vcluster = self.ports.workloads.refresh(vcluster)
         _restarted, ok = self._restart(vcluster, RestartMode.TOGETHER, deadline, request)
         return ok
 

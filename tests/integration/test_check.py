@@ -16,8 +16,10 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from kubectl_vcerts.errors import ExitCode
-from kubectl_vcerts.kube.client import KubeSession
+from kubectl_vcerts.errors import ExitCode, ForbiddenError
+from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
+from kubectl_vcerts.kube.discovery import KubeReader
+from kubectl_vcerts.rotation.discovery import find_vcluster
 from tests.support.devcluster import DevCluster
 from tests.support.vcluster import MakeVCluster, VClusterSpec, create_vcluster, delete_volumes
 
@@ -237,6 +239,13 @@ def test_only_get_on_secrets_gives_a_forbidden_error_naming_verb_and_resource(
         f"  hint: ask for RBAC permission to list statefulsets.apps in namespace {kube_session.namespace}"
     )
     assert "Traceback" not in result.stderr
+    # The kubernetes-client reader (exec plugins, in-cluster) reports the same error for the same token.
+    session = connect(KubeTarget(kubeconfig=str(kubeconfig)))
+    try:
+        with pytest.raises(ForbiddenError, match=r"cannot list statefulsets\.apps in namespace"):
+            find_vcluster(KubeReader(session), name="vc", namespace=session.namespace)
+    finally:
+        session.close()
 
 
 def test_read_only_rbac_is_enough_for_check(
@@ -260,3 +269,20 @@ def test_read_only_rbac_is_enough_for_check(
         0,
         [(kube_session.namespace, "vc")],
     )
+
+
+def test_version_reports_the_server_when_reachable(kube_cluster: DevCluster) -> None:
+    result = vcerts(kube_cluster.kubeconfig, "version", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["server"].startswith("v1.")
+    unreachable = kube_cluster.kubeconfig.parent / "nowhere.kubeconfig"
+    config = yaml.safe_load(kube_cluster.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    unreachable.write_text(yaml.safe_dump(config))
+    try:
+        offline = vcerts(unreachable, "version", "--request-timeout", "2s")
+    finally:
+        unreachable.unlink()
+    assert offline.returncode == 0
+    assert "Server:         unreachable (cannot reach the API server" in offline.stdout

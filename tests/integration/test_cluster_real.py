@@ -176,3 +176,16 @@ def test_a_deleted_statefulset_pod_is_recreated_on_a_kwok_node_and_becomes_ready
     claim = next(v for v in pod.spec.volumes if v.name == "data").persistent_volume_claim.claim_name
     assert claim == "data-vc-0"
     assert core.read_namespaced_persistent_volume_claim(claim, ns).status.phase == "Bound"
+
+
+def test_after_an_api_server_restart_the_same_client_works_and_pods_still_become_ready(
+        kube_cluster: DevCluster, kube_session: KubeSession, make_vcluster: MakeVCluster) -> None:
+    before = kube_cluster.component_pid("kube-apiserver")
+    kube_cluster.restart_apiserver()
+    after = kube_cluster.component_pid("kube-apiserver")
+    assert before is not None and after is not None and after != before
+    # Same URL and certificates: the session made before the restart keeps working.
+    kube_session.core.read_namespace(kube_session.namespace)
+    vc = make_vcluster("after-restart")  # waits until its pod is scheduled, Running and Ready
+    pods = kube_session.core.list_namespaced_pod(kube_session.namespace, label_selector=vc.selector).items
+    assert [pod_ready(p) for p in pods] == [True]

@@ -74,3 +74,17 @@ def test_start_up_renewal_of_expired_leaves_follows_the_vcluster_version(
         else:
             assert not gen.serving and gen.crashed is not None and "expired" in gen.crashed
             assert after == vc.certs
+
+
+def test_a_vcluster_without_certs_gets_a_new_pki_from_kubeadm_and_a_vc_secret_like_ensure_certs_makes(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster(with_certs_secret=False)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        gen = wait_serving(emulator, None)
+        assert gen.generated
+        created = read_secret(kube_session, vc.namespace, vc.certs_secret)
+        assert len(created) == 29
+        assert inspect_pki(created, now=datetime.now(UTC)).worst.value == "OK"
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "vc.kubeconfig")
+        assert kubectl(saved, "get", "namespaces").returncode == 0

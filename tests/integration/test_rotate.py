@@ -30,6 +30,9 @@ def test_rotate_renews_the_leaves_keeps_the_ca_backs_up_and_restarts_the_pods(
 ) -> None:
     vc = make_vcluster()
     before = snapshot(kube_session, vc.namespace, vc.name)
+    owners_before = [
+        o.uid for o in read_certs(kube_session, vc.namespace, vc.name).metadata.owner_references or []
+    ]
     result = run_cli(
         kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "90s", "-o", "json"
     )
@@ -66,6 +69,8 @@ def test_rotate_renews_the_leaves_keeps_the_ca_backs_up_and_restarts_the_pods(
     # what vCluster's chart set on NAME-certs survives the replace
     secret = read_certs(kube_session, vc.namespace, vc.name)
     assert secret.metadata.labels.get(contract.VCLUSTER_NAME_LABEL) == vc.name
+    assert owners_before and [o.uid for o in secret.metadata.owner_references or []] == owners_before
+    assert secret.type == "Opaque"
     assert report["restart"]["restarted"] and report["ca"]["changed"] is False
 
 

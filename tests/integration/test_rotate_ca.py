@@ -90,6 +90,12 @@ def test_rotate_ca_generated_then_bring_your_own_then_an_invalid_one_is_refused(
     )
     out = tmp_path / "new-admin.kubeconfig"
 
+    # 0. the dry run already names the context that will stop working, and changes nothing
+    dry = run_cli(config, vc.namespace, "rotate-ca", vc.name, "--dry-run", "--kubeconfig-out", str(out))
+    assert dry.returncode == 0, dry.stderr
+    assert context in dry.stdout and "would stop working" in dry.stdout and not out.exists()
+    assert snapshot(kube_session, vc.namespace, vc.name) == before
+
     # 1. a generated CA; the vCluster context of the user's kubeconfig is named as still trusting the old CA
     result = run_cli(
         config, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "90s", "--kubeconfig-out", str(out)

@@ -164,6 +164,10 @@ class DevCluster:
         clients reconnect to the same URL. (kwokctl 0.8 has no per-component command; this is the
         same pid-file mechanism kwokctl itself uses.)
 
+    Nodes: `kwok-node-0`, `kwok-node-1` (no taints), kept Ready by kwok through status heartbeats
+    rather than node Leases, so a restarted kwok takes the nodes over at once. The scheduler and the
+    controller-manager run without leader election (one instance each).
+
     Pods: `WAITING_REASON_LABEL` on a pod (value e.g. "CrashLoopBackOff") makes kwok report it
     phase Running with containers waiting for that reason and Ready=False.
     """
@@ -302,6 +306,13 @@ class DevCluster:
                 "etcdBinary": str(b / "etcd"),
                 "kubectlBinary": str(b / "kubectl"),
             },
+            # One instance each: without leader election they schedule and reconcile as soon as they
+            # start (no wait for a dead leader's lease) and never exit when an API server restart
+            # outlasts the renew deadline.
+            "componentsPatches": [
+                {"name": name, "extraArgs": [{"key": "leader-elect", "value": "false"}]}
+                for name in ("kube-controller-manager", "kube-scheduler")
+            ],
         }
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._config_path.write_text(json.dumps(config, indent=2) + "\n")
@@ -342,8 +353,10 @@ class DevCluster:
                 self._delete()
             if not self.exists():
                 self._write_config()
+                # No node leases: a lease names the kwok process that holds it, so a restarted kwok
+                # would leave the nodes (and their pods) alone until the old lease expired (200 s).
                 self.kwokctl("-c", str(self._config_path), "create", "cluster", "--kubeconfig", "",
-                             "--wait", "2m", "--timeout", "5m")
+                             "--node-lease-duration-seconds", "0", "--wait", "2m", "--timeout", "5m")
                 changed = True
             elif not (self._components_alive() and self._served()):
                 self._start_stopped()

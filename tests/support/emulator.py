@@ -351,7 +351,7 @@ class Emulator:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=60)
+            self._thread.join(timeout=START_TIMEOUT + 30)  # a start under way finishes first
         self._stop_plane()
         if self.forwarder is not None:
             self.forwarder.close()

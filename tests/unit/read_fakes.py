@@ -108,6 +108,10 @@ class FakeReader:
                 hint=f"ask for RBAC permission to list {resource}",
             )
 
+    def close(self) -> None:
+        """Like JsonReader.close: the CLI releases the reader's connection when done."""
+        self.calls["close"] += 1
+
     def add_pod(self, namespace: str, release: str, state: PodState, app: str = "vcluster") -> None:
         self.pods.append((namespace, {"app": app, "release": release}, state))
 

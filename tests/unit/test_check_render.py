@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -257,3 +258,48 @@ def test_documents_refuse_bytes_and_hide_repr_false_fields() -> None:
     assert "data" not in plain and plain["name"] == "s"
     with pytest.raises(TypeError):
         jsonable({"x": b"k"})
+
+
+# ------------------------------------------------------------------------------------------ progress, confirm
+
+
+def _console_deps(*, verbose: bool = False, interactive: bool = False) -> tuple[Any, io.StringIO]:
+    from rich.console import Console
+
+    from kubectl_vcerts.cli.deps import Deps
+    from kubectl_vcerts.kube.client import KubeTarget
+
+    buffer = io.StringIO()
+    deps = Deps(target=KubeTarget(), verbose=verbose, interactive=interactive)
+    deps._err = Console(file=buffer, force_terminal=False, width=200)
+    return deps, buffer
+
+
+def test_progress_is_silent_off_a_terminal_and_plain_lines_with_v() -> None:
+    from kubectl_vcerts.cli.render import progress
+    from kubectl_vcerts.rotation.ports import ProgressEvent
+
+    deps, buffer = _console_deps()
+    progress(deps)(ProgressEvent("backup", "writing vc-certs-backup-1"))
+    assert buffer.getvalue() == ""
+    deps, buffer = _console_deps(verbose=True)
+    report = progress(deps)
+    report(ProgressEvent("backup", "writing vc-certs-backup-1"))
+    report(ProgressEvent("backup", "written", done=True))
+    assert buffer.getvalue().splitlines() == ["backup: writing vc-certs-backup-1 ...", "backup: written done"]
+
+
+def test_confirm_needs_yes_off_a_terminal_and_asks_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubectl_vcerts.cli.render import confirm
+    from kubectl_vcerts.errors import UsageError
+
+    deps, _ = _console_deps()
+    assert confirm(deps, "Change the certificates of team-a/vc?", yes=True) is True
+    with pytest.raises(UsageError, match="refusing to change the certificates of team-a/vc without --yes"):
+        confirm(deps, "Change the certificates of team-a/vc?", yes=False)
+    deps, buffer = _console_deps(interactive=True)
+    answers = iter(["y", ""])
+    monkeypatch.setattr("builtins.input", lambda *_: next(answers))
+    assert confirm(deps, "Proceed?", yes=False) is True
+    assert confirm(deps, "Proceed?", yes=False) is False
+    assert "Proceed? [y/N]" in buffer.getvalue()

@@ -230,3 +230,40 @@ def test_help_lists_every_command_without_importing_them_or_kubernetes() -> None
     assert "LOADED [] 0" in result.stdout
     for entry in COMMANDS:
         assert entry.name in result.stdout
+
+
+# ------------------------------------------------------------------------------------------ completion
+
+
+def _complete(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *words: str) -> list[str]:
+    from kubectl_vcerts.cli.complete import kubectl_complete
+
+    monkeypatch.setattr(sys, "argv", ["kubectl_complete-vcerts", *words])
+    kubectl_complete()
+    return capsys.readouterr().out.splitlines()
+
+
+def test_kubectl_plugin_completion_offers_commands_options_and_vcluster_names(
+    use_reader: Callable[[FakeReader], list[KubeTarget]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reader = _fake_reader()
+    reader.workloads.append(workload("vc-two", "team-a"))
+    reader.workloads.append(workload("elsewhere", "team-b"))
+    targets = use_reader(reader)
+    assert _complete(monkeypatch, capsys, "ro") == ["rotate", "rotate-ca", ":4"]
+    assert _complete(monkeypatch, capsys, "check", "vc", "--warn") == ["--warn-within", ":4"]
+    assert _complete(monkeypatch, capsys, "check", "-n", "team-a", "v") == ["vc", "vc-two", ":4"]
+    assert targets[-1].namespace == "team-a"
+
+
+def test_completion_of_names_fails_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreachable(_target: KubeTarget, _session: Any) -> FakeReader:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(discovery, "open_reader", unreachable)
+    assert _complete(monkeypatch, capsys, "check", "") == [":4"]
+    assert capsys.readouterr().err == ""

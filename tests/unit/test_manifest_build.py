@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import tarfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from krew.build import (
     REPO,
     BuildError,
     build_key,
+    prune_cache,
     read_version,
     registered_commands,
     registered_entries,
@@ -76,6 +78,7 @@ def test_the_archive_holds_the_bundle_and_license_at_its_root_with_modes_kept(tm
     (bundle / "_internal" / "pkg" / "mod.pyc").write_bytes(b"code")
     (bundle / "_internal" / "libpython.so.1").write_bytes(b"lib")
     (bundle / "_internal" / "libpython.so").symlink_to("libpython.so.1")
+    (bundle / "_internal" / "linked").symlink_to("pkg", target_is_directory=True)
     license_file = tmp_path / "LICENSE"
     license_file.write_text("Apache", encoding="utf-8")
 
@@ -91,10 +94,14 @@ def test_the_archive_holds_the_bundle_and_license_at_its_root_with_modes_kept(tm
             "_internal/pkg/mod.pyc",
             "_internal/libpython.so",
             "_internal/libpython.so.1",
+            "_internal/linked",
+            "_internal/linked/mod.pyc",
         }
         assert stat.S_IMODE(members["kubectl-vcerts"].mode) == 0o755
         # krew unpacks regular files and directories; a symlink is stored as its target's bytes.
         assert members["_internal/libpython.so"].isfile()
+        assert members["_internal/linked"].isdir()
+        assert members["_internal/linked/mod.pyc"].isfile()
         assert members["LICENSE"].uid == 0
         extracted = tar.extractfile("LICENSE")
         assert extracted is not None
@@ -126,3 +133,24 @@ def test_every_lazily_registered_command_is_bundled_and_smoke_tested(tmp_path: P
     assert registered_entries(app) == [("check", "m.check"), ("rotate-ca", "m.rotate_ca")]
     assert registered_commands(app) == ["check", "rotate-ca"]
     assert ("check", "kubectl_vcerts.cli.check") in registered_entries()
+
+
+def test_only_the_newest_cached_builds_of_a_platform_are_kept(tmp_path: Path) -> None:
+    for age, name in enumerate(["0.1.0-linux_amd64-new", "0.1.0-linux_amd64-mid", "0.1.0-linux_amd64-old"]):
+        entry = tmp_path / name
+        entry.mkdir()
+        (tmp_path / f".lock-{name}").touch()
+        os.utime(entry, (1_000_000 - age * 100, 1_000_000 - age * 100))
+    other = tmp_path / "0.1.0-linux_arm64-older"
+    other.mkdir()
+    os.utime(other, (1, 1))
+
+    removed = prune_cache(tmp_path, LINUX_AMD64, keep=2)
+
+    assert removed == [tmp_path / "0.1.0-linux_amd64-old"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "0.1.0-linux_amd64-mid",
+        "0.1.0-linux_amd64-new",
+        "0.1.0-linux_arm64-older",
+    ]
+    assert not (tmp_path / ".lock-0.1.0-linux_amd64-old").exists()

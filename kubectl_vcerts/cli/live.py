@@ -1,0 +1,92 @@
+"""`check NAME --live`: fetch the certificate the virtual API server serves and compare it with NAME-certs.
+
+Used by cli.check (a small additive hook there). The address is `--vcluster-server` when given, else the
+server vCluster wrote into vc-NAME (kube.virtual). JSON: the check document gains
+  live {server, source, servedFingerprint, servedSubject, servedIssuer, servedNotAfter, chainsToStoredCa,
+        inSecret, drift, findings [{reason, message}]}
+Drift (rotation.live.DRIFT_REASONS) makes `check` exit 4 like an invalid certificate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+
+from kubectl_vcerts.cli.deps import Deps
+from kubectl_vcerts.cli.render import rfc3339
+from kubectl_vcerts.rotation.live import LiveReport
+
+
+def live_report(
+    deps: Deps, *, namespace: str, name: str, data: Mapping[str, bytes], vcluster_server: str | None
+) -> LiveReport:
+    from kubectl_vcerts.kube.virtual import fetch_served_certificate, resolve_virtual
+    from kubectl_vcerts.rotation.live import compare_served
+
+    endpoint = resolve_virtual(deps.session(), namespace=namespace, vcluster=name, server=vcluster_server)
+    served = fetch_served_certificate(endpoint.server)
+    return compare_served(served, data, server=endpoint.server, source=endpoint.source, now=deps.now())
+
+
+def live_document(report: LiveReport) -> dict[str, Any]:
+    return {
+        "server": report.server,
+        "source": report.source,
+        "servedFingerprint": report.served_fingerprint,
+        "servedSubject": report.served_subject,
+        "servedIssuer": report.served_issuer,
+        "servedNotAfter": rfc3339(report.served_not_after),
+        "chainsToStoredCa": report.chains_to_stored_ca,
+        "inSecret": report.in_secret,
+        "drift": report.drift,
+        "findings": [{"reason": f.reason, "message": f.message} for f in report.findings],
+    }
+
+
+def live_lines(report: LiveReport) -> list[str]:
+    state = "DRIFT" if report.drift else "OK"
+    lines = [
+        f"live: {report.server} (from {report.source}) serves {report.served_subject} issued by "
+        f"{report.served_issuer}, {report.served_fingerprint}: {state}"
+    ]
+    lines += [f"  {'drift' if f.drift else 'note'}: {f.message} ({f.reason})" for f in report.findings]
+    return lines
+
+
+def read_data(deps: Deps, *, namespace: str, name: str) -> dict[str, bytes]:
+    from kubectl_vcerts import contract
+    from kubectl_vcerts.kube.secrets import get_secret
+
+    return dict(get_secret(deps.session(), namespace=namespace, name=contract.certs_secret_name(name)).data)
+
+
+LiveOption = Annotated[
+    bool,
+    typer.Option("--live", help="Also compare what the virtual API server serves with the secret."),
+]
+LiveServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vcluster-server", help="With --live: URL of the virtual API server (default: from vc-NAME)."
+    ),
+]
+
+
+def run_live(deps: Deps, *, namespace: str, name: str, vcluster_server: str | None) -> LiveReport:
+    data = read_data(deps, namespace=namespace, name=name)
+    return live_report(deps, namespace=namespace, name=name, data=data, vcluster_server=vcluster_server)
+
+
+def apply_live(doc: dict[str, Any], report: LiveReport | None) -> dict[str, Any]:
+    """The check document with its `live` section (unchanged without --live)."""
+    if report is not None:
+        doc["live"] = live_document(report)
+    return doc
+
+
+def live_exit_code(code: int, report: LiveReport | None) -> int:
+    from kubectl_vcerts.errors import ExitCode
+
+    return max(code, int(ExitCode.CHECK_EXPIRED)) if report is not None and report.drift else code
