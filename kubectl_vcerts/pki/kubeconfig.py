@@ -17,6 +17,11 @@ from typing import Any, cast
 
 import yaml
 
+# libyaml's loader/dumper when PyYAML was built with it: parsing kubeconfigs is most of the cost of
+# inspecting a PKI, and `check -A` inspects hundreds.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 
 @dataclass(frozen=True)
 class KubeconfigParts:
@@ -72,7 +77,7 @@ def _b64(section: dict[str, Any], key: str) -> bytes:
 
 def _load(raw: bytes) -> Any:
     try:
-        return yaml.safe_load(raw)
+        return yaml.load(raw, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise ValueError("not YAML") from exc
 
@@ -100,4 +105,4 @@ def replace_credentials(raw: bytes, *, client_cert_pem: bytes, client_key_pem: b
     user["client-key-data"] = base64.b64encode(client_key_pem).decode()
     if ca_pem is not None:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False).encode()
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False).encode()
