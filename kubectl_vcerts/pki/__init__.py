@@ -1,7 +1,7 @@
 """The vCluster PKI as a pure library: inspect, renew leaves, rotate CAs, bring your own CA.
 
 Bytes and ``now`` in, frozen dataclasses out; no I/O, no clock, no Kubernetes, no logging of key
-material. Facts: vcluster-internals.md §2–§3.
+material. Facts: loft-sh/vcluster `pkg/certs/` and its vendored kubeadm `phases/certs`.
 
 Imports only the standard library, ``cryptography``, PyYAML (kubeconfigs) and kubectl_vcerts.errors.
 """

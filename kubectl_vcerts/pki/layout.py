@@ -5,7 +5,7 @@ written under their key name) and then ``splitCACert`` copies the first certific
 ``ca.key`` to ``server-ca.*`` and ``client-ca.*`` when those files do not exist. A cluster migrated from
 k3s keeps a *split*: ``server-ca.*`` is the old k3s server CA and differs from ``ca.*`` (the client CA);
 then ``apiserver.crt`` is signed by server-ca and the kubeconfigs trust server-ca
-(vcluster-internals §2.3).
+(loft-sh/vcluster `pkg/certs/ensure.go`).
 
 Imports only the standard library, ``cryptography`` and the errors module.
 """

@@ -6,7 +6,8 @@ extensions, key type and size; self-signed; NotBefore backdated five minutes), o
 ``ca.*`` (first certificate only, as vCluster's splitCACert). Every leaf and kubeconfig client
 certificate is re-issued under its new CA (cloned profile, new key); kubeconfigs trust the new CA.
 
-k3s split layout (server-ca differs from ca; vcluster-internals §2.3): we KEEP the split — a new
+k3s split layout (server-ca differs from ca; loft-sh/vcluster `pkg/certs/ensure.go`): we KEEP the split — a
+new
 server-ca (cloned from the old server-ca) signs apiserver.crt and is the CA data of the kubeconfigs,
 and a new ca (client CA) signs the client certificates, with client-ca a copy of it. Why: vCluster
 >= 0.35 detects the split by comparing server-ca with ca and wires kube-controller-manager's per-signer

@@ -1,6 +1,7 @@
 """Find vClusters on the host cluster the way vCluster's CLI does (pkg/cli/find), through a reader port.
 
-Facts: vcluster-internals.md §1 (discovery, version, status), §4.2 (vc-config-NAME). The functions that
+Facts: loft-sh/vcluster `pkg/cli/find/find.go` (discovery, version, status) and
+`chart/templates/config-secret.yaml` (vc-config-NAME). The functions that
 turn records into a `VCluster` are pure (`assemble_vclusters`, `vcluster_status`, `image_version`,
 `config_facts`); `find_vcluster` and `list_vclusters` do the reads through `VClusterReader`.
 
@@ -56,7 +57,7 @@ def _enabled(tree: Any, *path: str) -> bool:
 
 
 def config_facts(config: SecretObject | None) -> ConfigFacts:
-    """Distro, backing store and private nodes from vc-config-NAME (§4.2).
+    """Distro, backing store and private nodes from vc-config-NAME.
 
     Distro uses the old `Config.Distro()` precedence k3s > k0s > k8s, default k8s; no config secret or
     an unreadable config.yaml gives `Distro.UNKNOWN` (checking still works; rotating refuses).
@@ -105,7 +106,7 @@ def uses_pvc(workload: WorkloadRecord) -> bool:
 
 
 def vcluster_status(workload: WorkloadRecord, config: SecretObject | None, pods: Sequence[PodState]) -> str:
-    """vCluster's status algorithm (`getVCluster`, §1.3): Paused, Sleeping, then the kubectl-printer
+    """vCluster's status algorithm (`getVCluster`): Paused, Sleeping, then the kubectl-printer
     status of each pod in list order — the last one wins — then ScaledDown or "" without pods."""
     if (workload.annotations.get(contract.PAUSED_ANNOTATION) == "true"
             or workload.labels.get(contract.SLEEP_MODE_LABEL) == "true"):

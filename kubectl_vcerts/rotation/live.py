@@ -10,7 +10,8 @@ CA. Reasons (stable strings in JSON):
   served-cert-expired        the served certificate has expired
   served-cert-not-yet-valid  its NotBefore is in the future
 Not drift (informational): served-by-syncer — vCluster's syncer on port 8443 serves its own in-memory
-ECDSA certificate signed by server-ca (reference §2.6), which is never in the secret; it is checked
+ECDSA certificate signed by server-ca (loft-sh/vcluster `pkg/server/cert/cert.go`), which is never in the
+secret; it is checked
 for the chain only.
 
 Only the leaf is compared: Python 3.11's ssl module exposes the peer's leaf, not the chain it sent.

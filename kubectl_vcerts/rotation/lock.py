@@ -6,7 +6,8 @@ renewing loses it when the lease expires; a holder on this host whose process is
 taken over at once — `HolderCheck` tells, so a re-run after a crash does not wait for the expiry.
 Takeovers are resourceVersion-guarded updates, so two takers cannot both win.
 
-While rotating we also hold vCluster's `vcluster-NAME-cert-rotation` Lease (reference §2.5) so that
+While rotating we also hold vCluster's `vcluster-NAME-cert-rotation` Lease (loft-sh/vcluster
+`pkg/certs/watcher.go`) so that
 its runtime cert watcher (which acquires it before rotating) waits for us.
 
 Imports only rotation ports/model, contract and errors: no kubernetes, typer or rich.

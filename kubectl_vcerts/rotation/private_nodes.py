@@ -1,13 +1,14 @@
 """Private nodes around a CA change: classify nodes, drain and delete manual ones, join tokens.
 
-Facts (vcluster-internals §6): private nodes are kubeadm-joined `Node`s inside the virtual cluster.
+Facts (loft-sh/vcluster `cmd/vclusterctl/cmd/token/create.go`, `cmd/vclusterctl/cmd/node/delete.go`,
+vcluster docs): private nodes are kubeadm-joined `Node`s inside the virtual cluster.
 After a CA change their kubelets no longer trust the control plane, so the vCluster docs say: before the
 change `vcluster node delete NODE` (cordon, drain, delete; `--drain=false` when the kubelet stopped
 posting status), after it `vcluster token create` and re-run the join command with `--force-join`;
 automatically provisioned nodes are replaced by deleting their Platform NodeClaims.
 
 Classification: a node is automatically provisioned when it carries a Karpenter / vCluster Platform
-label (`AUTO_LABELS`, §6.3 — inferred from the docs) or is owned by a Karpenter NodeClaim; otherwise it
+label (`AUTO_LABELS` — inferred from the vCluster docs) or is owned by a Karpenter NodeClaim; otherwise it
 was joined by hand. `--manual-selector` (a label selector) overrides: matching nodes are manual, the
 others automatic.
 
@@ -32,7 +33,8 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import NotReadyError, UnreachableError, UsageError, VcertsError
 from kubectl_vcerts.rotation.ports import CaChange, Clock
 
-# Labels that mark a node provisioned by Karpenter / vCluster Platform auto nodes (reference §6.3).
+# Labels that mark a node provisioned by Karpenter / vCluster Platform auto nodes (from the vCluster
+# auto-nodes docs).
 AUTO_LABELS: tuple[str, ...] = (
     "karpenter.sh/nodepool",
     "karpenter.sh/registered",

@@ -1,5 +1,6 @@
 """The control-plane emulator itself: it serves what NAME-certs holds, restarts with the pods, keeps its
-etcd data, and renews expiring leaves at start-up only for vCluster >= 0.33 (reference §2.3)."""
+etcd data, and renews expiring leaves at start-up only for vCluster >= 0.33 (loft-sh/vcluster
+`pkg/certs/ensure.go`)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 `start_control_plane(pki_dir, workdir)` starts etcd with TLS (etcd/server.crt, etcd/peer.crt, client
 certificates required and checked against etcd/ca.crt) and kube-apiserver with the flags of
-loft-sh/vcluster `pkg/k8s/k8s.go` (vcluster-internals §2.2): client-ca.crt, apiserver.crt,
+loft-sh/vcluster `pkg/k8s/k8s.go`: client-ca.crt, apiserver.crt,
 front-proxy-ca.crt / front-proxy-client.*, sa.pub / sa.key, etcd/ca.crt + apiserver-etcd-client.*.
 Everything binds to 127.0.0.1 on free ports; data and logs stay under `workdir`. The call returns
 once /readyz answers 200 (anonymous, verified against the serving CA) or raises after a bounded wait.

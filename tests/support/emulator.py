@@ -3,7 +3,7 @@
 kwok runs no containers, so nothing on the host uses the certificates `kubectl vcerts` writes. This
 closes the gap. `Emulator(kubeconfig, namespace, name, workdir)` polls the pods
 `app=vcluster,release=NAME`; whenever a new control-plane pod (new UID) is Running it does what
-vCluster does at start-up (vcluster-internals §2.3, §4.1):
+vCluster does at start-up (loft-sh/vcluster `pkg/certs/ensure.go`, `pkg/util/kubeconfig/kubeconfig.go`):
 
   1. read `NAME-certs` (missing → generate a PKI with the REAL kubeadm and create the secret, as
      `EnsureCerts` does);
@@ -28,7 +28,7 @@ vCluster does at start-up (vcluster-internals §2.3, §4.1):
 When the pod goes away (deleted or terminating) the processes stop; a new pod starts them again from
 whatever the secret holds then. Differences from vCluster, on purpose:
   * the API is served by kube-apiserver itself (apiserver.crt), not by the syncer's proxy on 8443 with
-    its in-memory certificate (§2.6);
+    its in-memory certificate (`pkg/server/cert/cert.go`);
   * a control plane that could not work is not started: a serving CA that has expired (vCluster's
     syncer fails with "expired CA certificate: …") or an expired certificate etcd/kube-apiserver need.
     The generation is recorded as crashed with that reason (the real pod would crash-loop; kwok keeps

@@ -1,7 +1,8 @@
 """An independent, kubeadm-like vCluster PKI generator for pure unit tests (no binaries).
 
 Deliberately shares no code with kubectl_vcerts.pki: it builds the 29-key `NAME-certs` layout from the
-profiles in vcluster-internals §3.3–§3.6 directly with `cryptography`, so tests of our renewal and
+profiles of vCluster's vendored kubeadm (`phases/certs/certlist.go`) and of vCluster < 0.26
+(`pkg/certs/cert_list.go`) directly with `cryptography`, so tests of our renewal and
 rotation compare against certificates our own issuing code did not make. Variants: ECDSA keys, the
 pre-0.26 ("legacy") profiles, and the k3s split-CA layout (server-ca ≠ ca). The real-kubeadm
 fixture is tests/support/kubeadm_pki.py; this one is for fast, binary-free tests.

@@ -2,7 +2,7 @@
 
 * `install_crds`: CRDs `virtualclusterinstances.management.loft.sh` and `nodeclaims.management.loft.sh`
   (group management.loft.sh, version v1, namespaced, status subresource, printer columns of the real
-  API). Fidelity caveat (test-infra.md §3): the real group is an aggregated API; these support CRUD
+  API). Fidelity caveat: the real group is an aggregated API; these support CRUD
   and watch only.
 * `PlatformPlayer`: creates instances and claims, and plays the Platform (recreating deleted claims
   under new names, clearing finalizers).
@@ -62,7 +62,8 @@ def _crd(plural: str, kind: str, columns: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-# NodeClaim columns Status/VCluster/NodeType as in the real API (reference §7.1; the real printcolumn
+# NodeClaim columns Status/VCluster/NodeType as in the real API (loft-sh/api
+# `management/v1/nodeclaim_types.go`; the real printcolumn
 # points at .spec.nodeTypeRef, but the field is typeRef — we show the field that exists).
 NODECLAIM_CRD = _crd(contract.NODECLAIM_PLURAL, contract.NODECLAIM_KIND, [
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},

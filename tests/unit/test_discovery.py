@@ -1,4 +1,5 @@
-"""Discovery as vCluster's CLI does it (vcluster-internals §1, §4.2): version, config facts, status
+"""Discovery as vCluster's CLI does it (loft-sh/vcluster `pkg/cli/find/find.go`,
+`chart/templates/config-secret.yaml`): version, config facts, status
 algorithm, kubectl-printer pod status, find/list through an in-memory reader."""
 
 from __future__ import annotations
