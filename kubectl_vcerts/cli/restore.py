@@ -27,15 +27,13 @@ from kubectl_vcerts.cli.rotate import (
     TimeoutOption,
     ValidityOption,
     VclusterServerOption,
-    lock_seconds,
-    parse_timeout,
-    parse_validity,
+    operation_request,
     run_operation,
 )
 from kubectl_vcerts.cli.rotate_ca import build_hooks, kubeconfig_follow_up
 from kubectl_vcerts.errors import InvalidInputError, UsageError
 from kubectl_vcerts.rotation.recovery import Operation
-from kubectl_vcerts.rotation.workflow import OperationReport, OperationRequest
+from kubectl_vcerts.rotation.workflow import OperationReport
 
 
 def read_pki_dir(directory: Path) -> dict[str, bytes]:
@@ -100,26 +98,22 @@ def command(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Put a backup of NAME-certs back (backing up the current state first), then renew the leaves."""
-    from kubectl_vcerts.rotation.lock import holder_identity
-
     if backup is not None and from_dir is not None:
         raise UsageError("--backup and --from-dir exclude each other", hint="pass one of them")
     data = read_pki_dir(from_dir) if from_dir is not None else None
-    request = OperationRequest(
-        operation=Operation.RESTORE,
-        holder=holder_identity("restore"),
+    request = operation_request(
+        Operation.RESTORE,
         force=force,
         dry_run=dry_run,
-        restart=not no_restart,
-        rollback=not no_rollback,
-        timeout=parse_timeout(timeout),
-        leaf_validity=parse_validity(validity),
+        no_restart=no_restart,
+        no_rollback=no_rollback,
+        timeout=timeout,
+        validity=validity,
         finish_interrupted=finish_interrupted,
         restore_backup=None if from_dir is not None else (backup or "latest"),
         restore_data=data,
         restore_source=str(from_dir) if from_dir is not None else "",
         renew=not no_renew,
-        lock_seconds=lock_seconds(),
     )
     hooks = build_hooks(
         delete_manual_nodes=delete_manual_nodes,

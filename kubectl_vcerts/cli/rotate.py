@@ -148,6 +148,36 @@ def lock_seconds() -> int:
     return int(text) if text.isdigit() and int(text) > 0 else 60
 
 
+def operation_request(
+    operation: Operation,
+    *,
+    force: bool,
+    dry_run: bool,
+    no_restart: bool,
+    no_rollback: bool,
+    timeout: str,
+    validity: str,
+    finish_interrupted: bool,
+    **extra: Any,
+) -> OperationRequest:
+    """The request every mutating command builds from its shared options (plus command-specific fields)."""
+    from kubectl_vcerts.rotation.lock import holder_identity
+
+    return OperationRequest(
+        operation=operation,
+        holder=holder_identity(str(operation)),
+        force=force,
+        dry_run=dry_run,
+        restart=not no_restart,
+        rollback=not no_rollback,
+        timeout=parse_timeout(timeout),
+        leaf_validity=parse_validity(validity),
+        finish_interrupted=finish_interrupted,
+        lock_seconds=lock_seconds(),
+        **extra,
+    )
+
+
 def find(deps: Deps, name: str) -> VCluster:
     from kubectl_vcerts.kube.discovery import KubeReader
     from kubectl_vcerts.rotation.discovery import find_vcluster
@@ -401,18 +431,14 @@ def command(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Renew the leaf certificates of a vCluster; the CA is kept, so existing kubeconfigs keep working."""
-    from kubectl_vcerts.rotation.lock import holder_identity
-
-    request = OperationRequest(
-        operation=Operation.ROTATE,
-        holder=holder_identity("rotate"),
+    request = operation_request(
+        Operation.ROTATE,
         force=force,
         dry_run=dry_run,
-        restart=not no_restart,
-        rollback=not no_rollback,
-        timeout=parse_timeout(timeout),
-        leaf_validity=parse_validity(validity),
+        no_restart=no_restart,
+        no_rollback=no_rollback,
+        timeout=timeout,
+        validity=validity,
         finish_interrupted=finish_interrupted,
-        lock_seconds=lock_seconds(),
     )
     run_operation(ctx, name, request, output=output, yes=yes)

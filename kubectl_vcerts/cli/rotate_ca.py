@@ -33,9 +33,7 @@ from kubectl_vcerts.cli.rotate import (
     TimeoutOption,
     ValidityOption,
     VclusterServerOption,
-    lock_seconds,
-    parse_timeout,
-    parse_validity,
+    operation_request,
     run_operation,
 )
 from kubectl_vcerts.errors import InvalidInputError, UsageError
@@ -43,7 +41,7 @@ from kubectl_vcerts.pki import CaMaterial
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.ports import CaChangeHook
 from kubectl_vcerts.rotation.recovery import Operation
-from kubectl_vcerts.rotation.workflow import OperationReport, OperationRequest
+from kubectl_vcerts.rotation.workflow import OperationReport
 
 
 def user_kubeconfig_path(deps: Deps) -> Path | None:
@@ -246,26 +244,22 @@ def command(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Replace the CA of a vCluster (and every leaf). Existing kubeconfigs stop working."""
-    from kubectl_vcerts.rotation.lock import holder_identity
-
     byo = load_byo_ca(ca_cert, ca_key, now=get_deps(ctx).now())
     if kubeconfig_out is not None and kubeconfig_out.exists() and not overwrite and not dry_run:
         raise UsageError(
             f"{kubeconfig_out} exists", hint="pass --overwrite to replace it, or choose another file"
         )
-    request = OperationRequest(
-        operation=Operation.ROTATE_CA,
-        holder=holder_identity("rotate-ca"),
+    request = operation_request(
+        Operation.ROTATE_CA,
         force=force,
         dry_run=dry_run,
-        restart=not no_restart,
-        rollback=not no_rollback,
-        timeout=parse_timeout(timeout),
-        leaf_validity=parse_validity(validity),
+        no_restart=no_restart,
+        no_rollback=no_rollback,
+        timeout=timeout,
+        validity=validity,
+        finish_interrupted=finish_interrupted,
         ca_validity=parse_duration(ca_validity, flag="--ca-validity"),
         byo_ca=byo,
-        finish_interrupted=finish_interrupted,
-        lock_seconds=lock_seconds(),
     )
     hooks = build_hooks(
         delete_manual_nodes=delete_manual_nodes,
