@@ -2,7 +2,9 @@
 
 `build_ca_change_hooks` is what cli.rotate_ca / cli.restore call once the vCluster is found. It returns
   * `rotation.private_nodes.PrivateNodesHook` when `privateNodes.enabled` (it reaches the virtual
-    cluster through kube.virtual: --vcluster-server, else the server in vc-NAME);
+    cluster through kube.virtual: --vcluster-server, else the server in vc-NAME, else a port-forward
+    to the control-plane pod), or `SkippedPrivateNodesHook` with --skip-private-nodes (touches no node,
+    prints the manual re-join procedure: the way out when the virtual API cannot be reached);
   * `rotation.platform_mark.PlatformMarkHook` when --platform-context or --platform-kubeconfig is given.
 Nothing is connected here: the hooks connect when the workflow calls them.
 
@@ -16,6 +18,7 @@ import os
 from datetime import timedelta
 
 from kubectl_vcerts.cli.deps import Deps
+from kubectl_vcerts.errors import UsageError
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.ports import CaChangeHook
 
@@ -37,14 +40,24 @@ def build_ca_change_hooks(
     platform_context: str | None,
     platform_kubeconfig: str | None,
     platform_vci: str | None,
+    skip_private_nodes: bool = False,
 ) -> list[CaChangeHook]:
     hooks: list[CaChangeHook] = []
+    if skip_private_nodes and (delete_manual_nodes or manual_selector is not None):
+        raise UsageError(
+            "--skip-private-nodes excludes --delete-manual-nodes and --manual-selector",
+            hint="either let kubectl vcerts handle the private nodes or skip them",
+        )
     platform = bool(platform_context or platform_kubeconfig)
     if manual_selector is not None:
         from kubectl_vcerts.rotation.private_nodes import parse_selector
 
         parse_selector(manual_selector)  # a typo is refused before anything is read
-    if vcluster.private_nodes:
+    if vcluster.private_nodes and skip_private_nodes:
+        from kubectl_vcerts.rotation.private_nodes import SkippedPrivateNodesHook
+
+        hooks.append(SkippedPrivateNodesHook())
+    elif vcluster.private_nodes:
         from kubectl_vcerts.rotation.clock import SystemClock
         from kubectl_vcerts.rotation.private_nodes import PrivateNodesHook, VirtualNodesPort
 

@@ -2,7 +2,8 @@
 (Karpenter / vCluster Platform labels) or manually joined — what `rotate-ca --delete-manual-nodes` acts on.
 
 Reaches the virtual API server with the vCluster's admin credentials (kube.virtual: --vcluster-server,
-else the server in vc-NAME). Output: table (NAME, CLASS, REASON, READY, SCHEDULABLE) or `-o json|yaml`:
+else the server in vc-NAME, else a port-forward to the control-plane pod's port 8443).
+Output: table (NAME, CLASS, REASON, READY, SCHEDULABLE) or `-o json|yaml`:
   apiVersion "vcerts.io/v1"; kind "NodeList"; vcluster {name, namespace};
   items [{name, class ("auto" | "manual"), reason, ready ("True" | "False" | "Unknown" | null),
           kubeletStopped, unschedulable, labels}]

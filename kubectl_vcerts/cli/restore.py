@@ -24,6 +24,7 @@ from kubectl_vcerts.cli.rotate import (
     PlatformContextOption,
     PlatformKubeconfigOption,
     PlatformVciOption,
+    SkipPrivateNodesOption,
     TimeoutOption,
     ValidityOption,
     VclusterServerOption,
@@ -95,6 +96,7 @@ def command(
     platform_context: PlatformContextOption = None,
     platform_kubeconfig: PlatformKubeconfigOption = None,
     platform_vci: PlatformVciOption = None,
+    skip_private_nodes: SkipPrivateNodesOption = False,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Put a backup of NAME-certs back (backing up the current state first), then renew the leaves."""
@@ -122,6 +124,7 @@ def command(
         platform_context=platform_context,
         platform_kubeconfig=platform_kubeconfig,
         platform_vci=platform_vci,
+        skip_private_nodes=skip_private_nodes,
     )
 
     def after(deps: Deps, report: OperationReport) -> list[str]:

@@ -114,6 +114,14 @@ PlatformVciOption = Annotated[
     str | None,
     typer.Option("--platform-vci", help="vCluster Platform: VirtualClusterInstance as NAMESPACE/NAME."),
 ]
+SkipPrivateNodesOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-private-nodes",
+        help="Private nodes: leave them alone (e.g. the virtual API cannot be reached because its CA "
+        "expired) and print how to re-join them by hand.",
+    ),
+]
 
 
 # ------------------------------------------------------------------------------------------ wiring

@@ -30,6 +30,7 @@ from kubectl_vcerts.cli.rotate import (
     PlatformContextOption,
     PlatformKubeconfigOption,
     PlatformVciOption,
+    SkipPrivateNodesOption,
     TimeoutOption,
     ValidityOption,
     VclusterServerOption,
@@ -179,6 +180,7 @@ def build_hooks(
     platform_context: str | None,
     platform_kubeconfig: str | None,
     platform_vci: str | None,
+    skip_private_nodes: bool = False,
 ) -> Callable[[Deps, VCluster], list[CaChangeHook]]:
     """A factory the workflow runner calls with (deps, vcluster) once the vCluster is found."""
 
@@ -194,6 +196,7 @@ def build_hooks(
             platform_context=platform_context,
             platform_kubeconfig=platform_kubeconfig,
             platform_vci=platform_vci,
+            skip_private_nodes=skip_private_nodes,
         )
 
     return factory
@@ -241,6 +244,7 @@ def command(
     platform_context: PlatformContextOption = None,
     platform_kubeconfig: PlatformKubeconfigOption = None,
     platform_vci: PlatformVciOption = None,
+    skip_private_nodes: SkipPrivateNodesOption = False,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Replace the CA of a vCluster (and every leaf). Existing kubeconfigs stop working."""
@@ -268,6 +272,7 @@ def command(
         platform_context=platform_context,
         platform_kubeconfig=platform_kubeconfig,
         platform_vci=platform_vci,
+        skip_private_nodes=skip_private_nodes,
     )
 
     def after(deps: Deps, report: OperationReport) -> list[str]:

@@ -3,9 +3,10 @@
 How the plugin reaches the virtual API server (issue 4), in this order:
   1. `--vcluster-server URL` when given (credentials and CA still come from the vCluster's PKI);
   2. the server written in `vc-NAME` (key `config`) by vCluster's leader, when it answers;
-  3. otherwise a port-forward to the control-plane pod's port 8443, as `vcluster connect` does — NOT
-     implemented: `resolve_virtual` raises UnreachableError with a hint naming --vcluster-server and
-     `vcluster connect` (kwok cannot forward to a real process, so it could not be tested here either).
+  3. otherwise (no server written, or it does not answer one bounded probe) a port-forward through the
+     host API to the newest Ready control-plane pod's port 8443, as `vcluster connect` does
+     (`kube.portforward`; used by `open_gateway`, which closes it with the gateway). The server is
+     then https://127.0.0.1:<port>: the serving certificate has localhost/127.0.0.1 SANs.
 
 Credentials: the admin kubeconfig of `vc-NAME`, or `admin.conf` from `NAME-certs` (or, after a CA
 change, from the new PKI the workflow wrote). `VirtualGateway` implements
@@ -19,7 +20,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -27,6 +28,9 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, UnreachableError, VcertsError
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
+
+if TYPE_CHECKING:
+    from kubectl_vcerts.kube.portforward import Forward
 from kubectl_vcerts.rotation.private_nodes import NodeRecord, PodOnNode, TokenSecret
 
 PROBE_TIMEOUT = 5.0  # seconds for the reachability probe (GET /version)
@@ -38,7 +42,7 @@ class VirtualEndpoint:
     """Where and how to reach the virtual API server. `kubeconfig` holds credentials: never log it."""
 
     server: str
-    source: str  # "--vcluster-server" | "vc-NAME"
+    source: str  # "--vcluster-server" | "vc-NAME" | "port-forward to pod NAME:8443"
     kubeconfig: dict[str, Any]
 
     def __repr__(self) -> str:
@@ -132,6 +136,28 @@ def resolve_virtual(
 
     `credentials`: an admin kubeconfig (e.g. admin.conf of a new PKI) to use instead of vc-NAME's.
     """
+    base, vc_doc = admin_kubeconfig(host, namespace=namespace, vcluster=vcluster, credentials=credentials)
+    if server:
+        return VirtualEndpoint(
+            server=server, source="--vcluster-server", kubeconfig=with_server(base, server)
+        )
+    written = server_in(vc_doc) if vc_doc is not None else ""
+    if not written:
+        raise UnreachableError(
+            f"no server for the virtual cluster of {namespace}/{vcluster}",
+            hint="pass --vcluster-server URL (e.g. after `vcluster connect`, or a LoadBalancer/Ingress URL)",
+        )
+    return VirtualEndpoint(
+        server=written,
+        source=contract.kubeconfig_secret_name(vcluster),
+        kubeconfig=with_server(base, written),
+    )
+
+
+def admin_kubeconfig(
+    host: KubeSession, *, namespace: str, vcluster: str, credentials: bytes | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the admin kubeconfig to use, vc-NAME's kubeconfig or None); see resolve_virtual."""
     vc_doc = read_vc_kubeconfig(host, namespace=namespace, vcluster=vcluster)
     if credentials is not None:
         base = _load(credentials, where="admin.conf")
@@ -151,21 +177,7 @@ def resolve_virtual(
                 hint="is the vCluster running? check `kubectl vcerts check`",
             )
         base = _load(admin, where="admin.conf")
-    if server:
-        return VirtualEndpoint(
-            server=server, source="--vcluster-server", kubeconfig=with_server(base, server)
-        )
-    written = server_in(vc_doc) if vc_doc is not None else ""
-    if not written:
-        raise UnreachableError(
-            f"no server for the virtual cluster of {namespace}/{vcluster}",
-            hint="pass --vcluster-server URL (e.g. after `vcluster connect`, or a LoadBalancer/Ingress URL)",
-        )
-    return VirtualEndpoint(
-        server=written,
-        source=contract.kubeconfig_secret_name(vcluster),
-        kubeconfig=with_server(base, written),
-    )
+    return base, vc_doc
 
 
 def connect_virtual(
@@ -180,8 +192,8 @@ def connect_virtual(
             session.close()
             raise UnreachableError(
                 f"cannot reach the virtual API server at {endpoint.server} (from {endpoint.source})",
-                hint="pass --vcluster-server URL reachable from here (port-forwarding to the pod's port "
-                "8443 is not done by kubectl vcerts; `vcluster connect` can provide one)",
+                hint="pass --vcluster-server URL reachable from here (or allow `create pods/portforward` "
+                "so kubectl vcerts can forward to the pod's port 8443)",
             ) from exc
         except VcertsError:
             session.close()
@@ -243,11 +255,14 @@ def node_record(node: Any) -> NodeRecord:
 class VirtualGateway:
     """Implements rotation.private_nodes.VirtualNodesPort on a virtual-cluster session."""
 
-    def __init__(self, session: KubeSession) -> None:
+    def __init__(self, session: KubeSession, *, forward: Forward | None = None) -> None:
         self.session = session
+        self.forward = forward  # the port-forward this session goes through, closed with it
 
     def close(self) -> None:
         self.session.close()
+        if self.forward is not None:
+            self.forward.close()
 
     def list_nodes(self) -> list[NodeRecord]:
         core = self.session.core
@@ -379,8 +394,52 @@ def open_gateway(
     credentials: bytes | None = None,
     request_timeout: float | None = None,
 ) -> VirtualGateway:
-    """Resolve, connect (one probe) and wrap: the usual way commands get a VirtualGateway."""
-    endpoint = resolve_virtual(
-        host, namespace=namespace, vcluster=vcluster, server=server, credentials=credentials
+    """Resolve, connect (one probe) and wrap: the usual way commands get a VirtualGateway.
+
+    Without `server`, when vc-NAME names no server or it does not answer, go through a port-forward.
+    """
+    if server:
+        endpoint = resolve_virtual(
+            host, namespace=namespace, vcluster=vcluster, server=server, credentials=credentials
+        )
+        return VirtualGateway(connect_virtual(endpoint, request_timeout=request_timeout))
+    base, vc_doc = admin_kubeconfig(host, namespace=namespace, vcluster=vcluster, credentials=credentials)
+    written = server_in(vc_doc) if vc_doc is not None else ""
+    if written:
+        endpoint = VirtualEndpoint(
+            server=written,
+            source=contract.kubeconfig_secret_name(vcluster),
+            kubeconfig=with_server(base, written),
+        )
+        try:
+            return VirtualGateway(connect_virtual(endpoint, request_timeout=request_timeout))
+        except UnreachableError:
+            pass  # not reachable from here: fall back to the port-forward, as `vcluster connect` does
+    return forwarded_gateway(
+        host, namespace=namespace, vcluster=vcluster, base=base, request_timeout=request_timeout
     )
-    return VirtualGateway(connect_virtual(endpoint, request_timeout=request_timeout))
+
+
+def forwarded_gateway(
+    host: KubeSession,
+    *,
+    namespace: str,
+    vcluster: str,
+    base: Mapping[str, Any],
+    request_timeout: float | None = None,
+) -> VirtualGateway:
+    """A gateway through a port-forward to the control-plane pod's port 8443 (closed with it)."""
+    from kubectl_vcerts.kube.portforward import open_forward
+
+    forward = open_forward(host, namespace=namespace, vcluster=vcluster)
+    endpoint = VirtualEndpoint(
+        server=forward.server,
+        source=f"port-forward to pod {forward.pod}:{forward.port}",
+        kubeconfig=with_server(base, forward.server),
+    )
+    try:
+        session = connect_virtual(endpoint, request_timeout=request_timeout)
+    except BaseException:
+        forward.close()
+        raise
+    return VirtualGateway(session, forward=forward)

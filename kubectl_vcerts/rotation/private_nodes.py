@@ -576,3 +576,34 @@ class PrivateNodesHook:
                 )
             ]
         return lines
+
+
+@dataclass
+class SkippedPrivateNodesHook:
+    """CaChangeHook for `--skip-private-nodes`: touches no node, tells the user the manual procedure.
+
+    The escape hatch for a vCluster whose virtual API cannot be reached (for example because its CA
+    expired), where nodes can neither be listed nor drained before the change.
+    """
+
+    name: str = "private-nodes-skipped"
+
+    def describe(self, change: CaChange) -> list[str]:
+        return ["private nodes: skipped (--skip-private-nodes); they must be re-joined by hand afterwards"]
+
+    def preflight(self, change: CaChange) -> None:
+        """Nothing to check: the user chose to handle the nodes."""
+
+    def before(self, change: CaChange) -> list[str]:
+        return []
+
+    def after(self, change: CaChange) -> list[str]:
+        ref = change.vcluster
+        return [
+            "private nodes were not touched (--skip-private-nodes); their kubelets still trust the old CA:",
+            f"  manual nodes: `vcluster node delete NODE` (add --drain=false if the kubelet is down), then "
+            f"`kubectl vcerts token create {ref.name} -n {ref.namespace}` and run the join command on "
+            "each node with `--force-join` (it kills the node's running containers)",
+            "  automatically provisioned nodes: delete their nodeclaims.management.loft.sh on the "
+            "Platform cluster (`kubectl vcerts nodeclaims recycle` does it) so that they re-join",
+        ]

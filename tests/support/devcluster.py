@@ -305,6 +305,10 @@ class DevCluster:
                 "kwokControllerBinary": str(b / "kwok"),
                 "etcdBinary": str(b / "etcd"),
                 "kubectlBinary": str(b / "kubectl"),
+                # kwok serves pods/portforward for fake pods as its PortForward objects say (the
+                # virtual-API port-forward fallback is tested with it); clusters created earlier
+                # lack the CRD and those tests skip.
+                "enableCRDs": ["PortForward"],
             },
             # One instance each: without leader election they schedule and reconcile as soon as they
             # start (no wait for a dead leader's lease) and never exit when an API server restart
