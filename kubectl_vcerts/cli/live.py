@@ -22,12 +22,13 @@ from kubectl_vcerts.rotation.live import LiveReport
 def live_report(
     deps: Deps, *, namespace: str, name: str, data: Mapping[str, bytes], vcluster_server: str | None
 ) -> LiveReport:
-    from kubectl_vcerts.kube.virtual import fetch_served_certificate, resolve_virtual
+    from kubectl_vcerts.kube.virtual import served_certificate
     from kubectl_vcerts.rotation.live import compare_served
 
-    endpoint = resolve_virtual(deps.session(), namespace=namespace, vcluster=name, server=vcluster_server)
-    served = fetch_served_certificate(endpoint.server)
-    return compare_served(served, data, server=endpoint.server, source=endpoint.source, now=deps.now())
+    served, server, source = served_certificate(
+        deps.session(), namespace=namespace, vcluster=name, server=vcluster_server
+    )
+    return compare_served(served, data, server=server, source=source, now=deps.now())
 
 
 def live_document(report: LiveReport) -> dict[str, Any]:

@@ -228,6 +228,33 @@ def fetch_served_certificate(server: str, *, timeout: float = PROBE_TIMEOUT) -> 
     return der
 
 
+def served_certificate(
+    host: KubeSession, *, namespace: str, vcluster: str, server: str | None = None
+) -> tuple[bytes, str, str]:
+    """(DER of the certificate the virtual API serves, the server asked, where that came from).
+
+    Same ways as `open_gateway`: --vcluster-server, else vc-NAME's server, else a port-forward to the
+    control-plane pod's port 8443 (closed again once the handshake is done).
+    """
+    if not server:
+        _, vc_doc = admin_kubeconfig(host, namespace=namespace, vcluster=vcluster)
+        server = server_in(vc_doc) if vc_doc is not None else ""
+        source = contract.kubeconfig_secret_name(vcluster)
+    else:
+        source = "--vcluster-server"
+    if server:
+        try:
+            return fetch_served_certificate(server), server, source
+        except UnreachableError:
+            if source == "--vcluster-server":
+                raise
+    from kubectl_vcerts.kube.portforward import open_forward
+
+    with open_forward(host, namespace=namespace, vcluster=vcluster) as forward:
+        der = fetch_served_certificate(forward.server)
+        return der, forward.server, f"port-forward to pod {forward.pod}:{forward.port}"
+
+
 # ------------------------------------------------------------------------------------- gateway
 def _time(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value or "")

@@ -125,3 +125,25 @@ def test_a_user_without_create_pods_portforward_gets_a_forbidden_error_naming_it
         assert f"pods/portforward on pod {vc.namespace}/{generation.pod_name}" in refused.stderr
         assert "create pods/portforward" in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_check_live_reads_the_served_certificate_through_a_port_forward(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    require_portforward_crd(kube_cluster)
+    vc = make_vcluster()
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        generation = wait_serving(emulator, None)
+        assert emulator.forwarder is not None
+        forward_pod_to(kube_cluster, kube_session, vc.namespace, generation.pod_name, emulator.forwarder.port)
+        dead = break_vc_server(kube_session, vc.namespace, vc.name)
+
+        result = plugin(host, vc.namespace, "check", vc.name, "--live", "-o", "json")
+
+        assert result.returncode == 0, result.stderr
+        live = json.loads(result.stdout)["live"]
+        assert live["source"] == f"port-forward to pod {generation.pod_name}:8443"
+        assert live["server"] != dead
+        assert live["inSecret"] is True
+        assert live["drift"] is False
