@@ -77,8 +77,17 @@ class Reconciler:
         log.warning("invalid object; no action",
                     extra={"fields": {"instance": instance.key, "error": message}})
         if not self.settings.dry_run:
-            self.port.record_event(instance, reason="InvalidObject", message=f"{message}; no action taken",
-                                   warning=True)
+            self._warn(instance, "InvalidObject", f"{message}; no action taken")
+
+    def _warn(self, instance: Instance, reason: str, message: str) -> None:
+        """A Warning Event, best effort: when the API is away the Event fails too, and that must not
+        turn a counted, backed-off failure into a crash of the pass (logged and counted instead)."""
+        try:
+            self.port.record_event(instance, reason=reason, message=message, warning=True)
+        except VcertsError as exc:
+            self.metrics.errors.inc(kind="event")
+            log.warning("event not recorded", extra={"fields": {
+                "instance": instance.key, "reason": reason, "error": str(exc)}})
 
     def _reconcile(self, key: str) -> Outcome:
         try:
@@ -111,8 +120,7 @@ class Reconciler:
             log.warning("recycle pass failed",
                         extra={"fields": {**fields, "error": str(exc), "retry_in": delay}})
             if not self.settings.dry_run:
-                self.port.record_event(instance, reason="RecycleFailed",
-                                       message=f"{exc}; retrying in {delay:g}s", warning=True)
+                self._warn(instance, "RecycleFailed", f"{exc}; retrying in {delay:g}s")
             return Outcome(action, delay, str(exc))
         self._ok(key)
         self.metrics.claims_deleted.inc(len(result.deleted))

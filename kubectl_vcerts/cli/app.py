@@ -76,7 +76,7 @@ def load_command(entry: Entry) -> Any:
     function = getattr(module, "command", None)
     if function is None:
         raise RuntimeError(f"{entry.module} exposes neither `command` nor `app`")
-    single = typer.Typer(pretty_exceptions_show_locals=False)
+    single = typer.Typer(pretty_exceptions_show_locals=False, add_completion=False)  # root has them
     single.command(name=entry.name)(function)
     command = typer.main.get_command(single)
     command.name = entry.name

@@ -64,7 +64,7 @@ PATHS = {entry.secret_key: entry.path for entry in CATALOGUE}
 NamesArgument = Annotated[
     list[str] | None,
     typer.Argument(
-        help="vCluster name(s); none with -A for every vCluster.",
+        help="vCluster name(s); none: every vCluster in the namespace (with -A: in every namespace).",
         show_default=False,
         autocompletion=complete_vcluster_name,
     ),
@@ -279,7 +279,7 @@ def command(
     live: LiveOption = False,
     vcluster_server: LiveServerOption = None,
 ) -> None:
-    """Show the certificates of a vCluster (or one row per vCluster with -A) and when they expire.
+    """Show when the certificates of a vCluster expire (one row per vCluster for several, none, or -A).
 
     Exit codes: 0 all fine, 3 something expires within --warn-within, 4 something is expired, not yet
     valid, invalid or missing (with --live also: what is served differs from the secret).

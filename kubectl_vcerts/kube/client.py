@@ -117,10 +117,20 @@ def connect(target: KubeTarget) -> KubeSession:
             raise NotFoundError("no kubeconfig found", hint="pass --kubeconfig or set KUBECONFIG")
     if not Path(config_file).exists():
         raise NotFoundError(f"kubeconfig {config_file} does not exist", hint="check --kubeconfig/KUBECONFIG")
+    import yaml
+
     try:
         contexts, active = k8s_config.list_kube_config_contexts(config_file=config_file)
     except ConfigException as exc:
         raise UsageError(f"cannot read kubeconfig {config_file}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        # Never echo the parser's snippet: a kubeconfig line may hold client-key-data.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(
+            f"cannot read kubeconfig {config_file}: not valid YAML{where}",
+            hint="check --kubeconfig/KUBECONFIG points at a kubeconfig file",
+        ) from exc
     chosen = active
     if target.context:
         chosen = next((c for c in contexts if c["name"] == target.context), None)

@@ -44,7 +44,7 @@ class CaChange:
     operation: str  # "rotate-ca" | "restore"
     old_ca_fingerprint: str | None
     new_ca_fingerprint: str
-    new_data: Mapping[str, bytes]  # the complete new NAME-certs data (holds keys: never log it)
+    new_data: Mapping[str, bytes] = field(repr=False)  # the complete new NAME-certs data (holds keys)
     at: datetime
 
 

@@ -393,6 +393,10 @@ class Workflow:
             )
             if plan.ca_change:
                 change_info = self._ca_change(plan)
+                if self.hooks:
+                    # Hooks may delete nodes: make sure the guarded write below will not fail on a
+                    # secret someone changed since planning (e.g. during the prompt) before they act.
+                    self._check_unchanged(vcluster, state.resource_version, backup_name)
                 for hook in self.hooks:
                     hook_lines += hook.before(change_info)
             before_data = SecretData(state.data)
@@ -523,6 +527,19 @@ class Workflow:
             f"could not find a free backup name for {vcluster.ref}", hint="run again in a few seconds"
         )
 
+    @staticmethod
+    def _conflict(vcluster: VCluster, backup: str) -> ConflictError:
+        secret = contract.certs_secret_name(vcluster.name)
+        return ConflictError(
+            f"secret {vcluster.namespace}/{secret} changed since it was read (vCluster's cert watcher or "
+            f"another client wrote it); it was left unchanged",
+            hint=f"run the command again; the backup {backup} of the state we read is kept",
+        )
+
+    def _check_unchanged(self, vcluster: VCluster, resource_version: str, backup: str) -> None:
+        if self.ports.certs.read_certs(vcluster).resource_version != resource_version:
+            raise self._conflict(vcluster, backup)
+
     def _write(
         self, vcluster: VCluster, data: Mapping[str, bytes], record: OperationRecord, resource_version: str
     ) -> CertsState:
@@ -535,11 +552,7 @@ class Workflow:
                 resource_version=resource_version,
             )
         except ConflictError as exc:
-            raise ConflictError(
-                f"secret {vcluster.namespace}/{secret} changed since it was read (vCluster's cert watcher or "
-                f"another client wrote it); it was left unchanged",
-                hint=f"run the command again; the backup {record.backup} of the state we read is kept",
-            ) from exc
+            raise self._conflict(vcluster, record.backup) from exc
         self._emit("write", f"wrote {secret} ({record.phase})", done=True)
         return written
 

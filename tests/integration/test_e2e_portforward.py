@@ -36,7 +36,12 @@ def closed_loopback_port() -> int:
 def require_portforward_crd(kube_cluster: Any) -> None:
     found = kube_cluster.kubectl("get", "crd", "portforwards.kwok.x-k8s.io", check=False)
     if found.returncode != 0:
-        pytest.skip(f"cluster {kube_cluster.name} was created without kwok's PortForward CRD; recreate it")
+        # Every cluster tests/support/devcluster.py creates enables it, so its absence is a harness bug
+        # (or a stale reused cluster), never a reason to pass silently.
+        pytest.fail(
+            f"cluster {kube_cluster.name} has no kwok PortForward CRD (devcluster enables it); "
+            f"recreate it with scripts/dev-cluster down/up {kube_cluster.name}"
+        )
 
 
 def forward_pod_to(kube_cluster: Any, kube_session: Any, namespace: str, pod: str, port: int) -> None:

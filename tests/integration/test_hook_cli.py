@@ -62,6 +62,7 @@ def test_recycle_dry_run_changes_nothing(platform_env: PlatformEnv, player: Plat
     player.make_instance("vc")
     player.make_claim("vc", "vc-a")
     before = player.claim_uids("vc")
+    assert list(before) == ["vc-a"]  # else "unchanged" below would hold vacuously
     result = run(platform_env, "recycle", f"{namespace}/vc", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "delete nodeclaim vc-a" in result.output
@@ -74,6 +75,7 @@ def test_recycle_without_yes_off_a_terminal_is_refused(platform_env: PlatformEnv
     player.make_instance("vc")
     player.make_claim("vc", "vc-a")
     before = player.claim_uids("vc")
+    assert list(before) == ["vc-a"]  # else "unchanged" below would hold vacuously
     result = run(platform_env, "recycle", f"{namespace}/vc")
     assert result.exit_code != 0
     assert player.claim_uids("vc") == before

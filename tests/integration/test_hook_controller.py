@@ -66,7 +66,10 @@ def with_claims(player: PlatformPlayer, name: str, count: int, **kw: Any) -> dic
     player.make_instance(name)
     for i in range(count):
         player.make_claim(name, f"{name}-claim-{i}", **kw)
-    return player.claim_uids(name)
+    uids = player.claim_uids(name)
+    # "unchanged" assertions compare against this: an empty read would make them pass vacuously
+    assert sorted(uids) == [f"{name}-claim-{i}" for i in range(count)], uids
+    return uids
 
 
 def test_the_manifests_apply_to_the_cluster(platform_env: PlatformEnv) -> None:

@@ -189,6 +189,8 @@ def test_an_interrupted_vcluster_certs_rotate_is_finished_first_with_finish_inte
     deadline = time.monotonic() + 60
     while pods_ready(kube_session, vc.namespace, vc.name) and time.monotonic() < deadline:
         time.sleep(0.2)
+    # the refusal below must meet a really paused vCluster, not one still scaling down
+    assert not pods_ready(kube_session, vc.namespace, vc.name), "pods still present 60s after pausing"
     refused = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes")
     assert refused.returncode == 12 and "--finish-interrupted" in refused.stderr
     result = run_cli(

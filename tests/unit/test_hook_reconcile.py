@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import UnreachableError
-from kubectl_vcerts.rotation.recycle import Claim
+from kubectl_vcerts.rotation.recycle import Claim, Instance
 from platform_hook.decide import ActionKind
 from platform_hook.metrics import Metrics
 from platform_hook.reconcile import Reconciler
@@ -29,6 +29,15 @@ class FlakyPlatform(FakePlatform):
             self.failures -= 1
             raise UnreachableError("cannot reach the API server")
         return super().list_claims(namespace, vcluster)
+
+
+class DownPlatform(FlakyPlatform):
+    """The API server is away for Events too (it is one server)."""
+
+    def record_event(self, instance: Instance, *, reason: str, message: str, warning: bool = False) -> None:
+        if self.failures > 0:
+            raise UnreachableError("cannot reach the API server")
+        super().record_event(instance, reason=reason, message=message, warning=warning)
 
 
 def reconciler(port: FakePlatform, settings: Settings = SETTINGS) -> tuple[Reconciler, Metrics]:
@@ -85,3 +94,13 @@ def test_dry_run_plans_without_writing_or_events() -> None:
 def test_a_vanished_instance_is_skipped() -> None:
     rec, _ = reconciler(FakePlatform())
     assert rec.reconcile(f"{NS}/gone").action.kind is ActionKind.SKIP
+
+
+def test_an_event_that_fails_with_the_api_still_backs_off_instead_of_crashing_the_pass() -> None:
+    fake = DownPlatform(failures=2)
+    fake.add_instance("vc", {contract.CA_ROTATED_ANNOTATION: MARK})
+    fake.add_claim("vc", "vc-0")
+    rec, metrics = reconciler(fake)
+    outcome = rec.reconcile(f"{NS}/vc")  # list fails, then the RecycleFailed Event fails too
+    assert outcome.requeue_after == 1.0 and "cannot reach" in outcome.error
+    assert metrics.errors.value(kind="UnreachableError") == 1 and metrics.errors.value(kind="event") == 1

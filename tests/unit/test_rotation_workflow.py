@@ -289,6 +289,25 @@ def test_a_conflicting_write_stops_with_the_secret_unchanged() -> None:
     assert cluster.leases == {}
 
 
+def test_a_secret_changed_during_the_prompt_stops_a_ca_change_before_its_hooks_delete_anything() -> None:
+    cluster = cluster_for(make_vcluster())
+    hook = RecordingHook()
+    wf, _clock = workflow(cluster, hooks=[hook])
+
+    def confirm_while_the_cert_watcher_writes(_plan: object) -> bool:
+        cluster.write_certs(cluster.vcluster, data=cluster.data, annotations={},
+                            resource_version=cluster.resource_version)
+        return True
+
+    changed = cluster.snapshot()
+    with pytest.raises(ConflictError) as info:
+        wf.run(cluster.vcluster, request(Operation.ROTATE_CA), confirm=confirm_while_the_cert_watcher_writes)
+    assert "left unchanged" in info.value.message
+    assert "before" not in hook.calls
+    assert cluster.data == changed and cluster.events.count("write") == 1
+    assert cluster.leases == {}
+
+
 def test_declining_the_confirmation_aborts_before_any_backup_or_write() -> None:
     cluster = cluster_for(make_vcluster())
     wf, _clock = workflow(cluster)

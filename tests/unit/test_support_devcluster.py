@@ -44,7 +44,9 @@ def test_a_running_component_of_this_cluster_is_recognised(tmp_path: Path) -> No
     try:
         # Until the child has exec'd, /proc shows the parent's command line: wait for the exec.
         cmdline = Path(f"/proc/{child.pid}/cmdline")
+        deadline = time.monotonic() + 30  # bounded: a loaded 2-core runner may be slow to exec
         while str(marker).encode() not in cmdline.read_bytes():
+            assert time.monotonic() < deadline, "the child never exec'd its command line"
             time.sleep(0.01)
         (cluster.cluster_dir / "pids" / "kwok-controller.pid").write_text(str(child.pid))
         assert cluster.component_pid("kwok-controller") == child.pid
