@@ -62,6 +62,9 @@ BACKUP_OPERATION_ANNOTATION = "vcerts.io/operation"  # rotate | rotate-ca | rest
 BACKUP_SOURCE_RV_ANNOTATION = "vcerts.io/source-resource-version"
 BACKUP_CA_FINGERPRINT_ANNOTATION = "vcerts.io/ca-fingerprint"
 BACKUP_CREATED_ANNOTATION = "vcerts.io/created-at"
+# Operation value of the backup a rollback takes of the PKI it replaces (the one that failed); such
+# backups are kept for inspection but never chosen by `restore --backup latest`.
+ROLLED_BACK_OPERATION = "rolled-back"
 # On NAME-certs while an operation is under way: JSON record of the operation (crash recovery).
 OPERATION_ANNOTATION = "vcerts.io/operation-in-progress"
 

@@ -187,7 +187,9 @@ def resolve_backup(records: Sequence[BackupRecord], ident: str, *, vcluster: VCl
         )
     ordered = sorted(records, key=lambda r: (r.created, r.name), reverse=True)
     if ident in ("latest", ""):
-        return ordered[0]
+        # "latest" means the state before the newest operation, never a PKI a rollback replaced.
+        usable = [r for r in ordered if r.operation != contract.ROLLED_BACK_OPERATION]
+        return (usable or ordered)[0]
     wanted = {ident, contract.backup_secret_name(vcluster.name, int(ident)) if ident.isdigit() else ident}
     for record in ordered:
         if record.name in wanted:

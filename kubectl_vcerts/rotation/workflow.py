@@ -378,7 +378,7 @@ class Workflow:
             before_data = None  # read from the backup if a rollback is needed
             written = state
         else:
-            backup = self._create_backup(vcluster, state, plan)
+            backup = self._create_backup(vcluster, state, str(plan.operation))
             backup_name = backup.name
             record = OperationRecord(
                 operation=plan.operation,
@@ -502,7 +502,7 @@ class Workflow:
         self._emit("finish-interrupted", "interrupted `vcluster certs rotate` finished", done=True)
         return refreshed
 
-    def _create_backup(self, vcluster: VCluster, state: CertsState, plan: RotationPlan) -> BackupRecord:
+    def _create_backup(self, vcluster: VCluster, state: CertsState, operation: str) -> BackupRecord:
         start = int(self.clock.now().timestamp())
         fingerprint = _fingerprint_or_none(state.data) or ""
         for offset in range(BACKUP_NAME_ATTEMPTS):
@@ -512,7 +512,7 @@ class Workflow:
                     vcluster,
                     name=name,
                     data=state.data,
-                    operation=str(plan.operation),
+                    operation=operation,
                     source_resource_version=state.resource_version,
                     ca_fingerprint=fingerprint,
                     created=self.clock.now(),
@@ -590,7 +590,11 @@ class Workflow:
         """Write the backup back, restart everything together, wait, then raise RolledBackError."""
         current = self.ports.certs.read_certs(vcluster)
         rollback = replace(record, phase=Phase.ROLLBACK, restart=RestartMode.TOGETHER)
-        self._emit("rollback", f"{failure}; putting back {record.backup}")
+        # The PKI being replaced is ours, but vCluster may have rewritten parts of it: keep it too.
+        failed = self._create_backup(vcluster, current, contract.ROLLED_BACK_OPERATION)
+        self._emit(
+            "rollback", f"{failure}; putting back {record.backup} (the new PKI is kept in {failed.name})"
+        )
         self._write(vcluster, data, rollback, current.resource_version)
         back = self._finish_rollback(vcluster, request)
         self._clear_record(vcluster)

@@ -167,6 +167,11 @@ def test_pods_that_never_become_ready_are_rolled_back(
     assert after.data == before.data
     assert contract.OPERATION_ANNOTATION not in after.annotations
     assert leases(kube_session, vc.namespace) == {}
+    kept = kube_session.core.list_namespaced_secret(
+        vc.namespace, label_selector=f"{contract.BACKUP_LABEL}=true"
+    )
+    operations = sorted(s.metadata.annotations[contract.BACKUP_OPERATION_ANNOTATION] for s in kept.items)
+    assert operations == [contract.ROLLED_BACK_OPERATION, "rotate"]  # the failed PKI is kept too
 
 
 def test_an_interrupted_vcluster_certs_rotate_is_finished_first_with_finish_interrupted(

@@ -24,6 +24,7 @@ from kubectl_vcerts.errors import (
 )
 from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
 from kubectl_vcerts.rotation.model import Distro, VCluster
+from kubectl_vcerts.rotation.plan import resolve_backup
 from kubectl_vcerts.rotation.ports import CaChange, ProgressEvent
 from kubectl_vcerts.rotation.recovery import Operation, RestartMode, read_record
 from kubectl_vcerts.rotation.workflow import OperationRequest, Ports, Workflow
@@ -327,6 +328,22 @@ def test_pods_that_never_become_ready_are_rolled_back_to_the_backup() -> None:
     assert "still not Ready" in info.value.message
     assert contract.OPERATION_ANNOTATION not in cluster.annotations and cluster.leases == {}
     assert cluster.events.count("write") >= 2
+
+
+def test_a_rollback_keeps_the_pki_it_replaces_in_a_backup_that_restore_latest_skips() -> None:
+    cluster = cluster_for(make_vcluster(), come_back=False)
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    with pytest.raises(RolledBackError):
+        wf.run(cluster.vcluster, request(timeout=timedelta(seconds=10)))
+    by_operation = {r.operation: r for r in cluster.backups.values()}
+    assert set(by_operation) == {"rotate", contract.ROLLED_BACK_OPERATION}
+    failed = by_operation[contract.ROLLED_BACK_OPERATION].data or {}
+    assert failed["apiserver.crt"] != original["apiserver.crt"], "the failed PKI was not kept"
+    assert ca_fingerprint(failed) == ca_fingerprint(original)
+    latest = resolve_backup(list(cluster.backups.values()), "latest", vcluster=cluster.vcluster)
+    assert latest.operation == "rotate"
+    assert latest.name == by_operation["rotate"].name
 
 
 def test_no_rollback_keeps_the_new_pki_and_reports_a_timeout() -> None:
