@@ -17,11 +17,15 @@ when its command runs, its own help is shown, or the shell completes inside it �
 dependencies with `cli.deps.get_deps(ctx)`; the root callback builds them from the global flags.
 
 Global flags (`--kubeconfig`, `--context`, `-n/--namespace`, `--request-timeout`, `-v/--verbose`) may
-be written anywhere on the line, as with kubectl: `main` moves them in front of the sub-command.
+be written anywhere on the line, as with kubectl: `run` moves them in front of the sub-command.
 
-Errors: every `VcertsError` is caught once, in `run`, and printed as ``kubectl vcerts: error: …`` and
-``  hint: …`` on stderr, exiting with its `ExitCode`. Anything else prints one line and
-"run with -v for details" (the traceback only with -v; never local variables: they hold keys).
+Errors: every `VcertsError` is caught once, in `run`, and printed by `cli.failure.report_failure` as
+``kubectl vcerts: error: …`` and ``  hint: …`` on stderr, exiting with its `ExitCode`. Anything else
+prints one line and "run with -v for details" (the traceback only with -v; never local variables: they
+hold keys).
+
+The console entry point is `cli.entry.main`: it runs the common forms of `check` on the quick path
+(cli/quick.py, no typer) and hands everything else to `run`.
 
 Imports typer only; nothing from kube/, kubernetes or rich at import time.
 """
@@ -29,23 +33,20 @@ Imports typer only; nothing from kube/, kubernetes or rich at import time.
 from __future__ import annotations
 
 import importlib
-import platform
-import re
 import sys
-import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import typer
 from typer.core import TyperGroup
 
 from kubectl_vcerts import __version__
+from kubectl_vcerts.cli.failure import print_error, report_failure
+from kubectl_vcerts.cli.flags import BOOL_FLAGS, COMPLETE_VAR, hoist_global_flags, parse_request_timeout
 from kubectl_vcerts.errors import ExitCode, UsageError, VcertsError
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a NamedTuple: defining it costs a fraction of a dataclass at every start
     name: str  # the sub-command, as typed
     module: str  # exposes `command` (plain command) or `app` (typer.Typer sub-group)
     help: str  # short help shown by `kubectl vcerts --help` without importing the module
@@ -121,67 +122,7 @@ app = typer.Typer(
 
 # --------------------------------------------------------------------------------- global flags
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-def parse_request_timeout(text: str) -> float | None:
-    """kubectl's --request-timeout: "0" (no timeout), a bare number of seconds, or a Go duration such as
-    "5s", "1m", "1m30s", "500ms". Returns seconds, None for no timeout."""
-    value = text.strip()
-    if re.fullmatch(r"\d+", value):
-        seconds = float(value)
-    else:
-        pos, seconds = 0, 0.0
-        for match in _GO_DURATION.finditer(value):
-            if match.start() != pos:
-                break
-            amount, unit = float(match.group(1)), match.group(2)
-            seconds += amount * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-            pos = match.end()
-        if not value or pos != len(value):
-            raise UsageError(f"--request-timeout: cannot parse {text!r}",
-                             hint='use kubectl\'s forms: "0" (none), "30", "5s", "1m", "1m30s"')
-    return seconds or None
-
-
-# Shell completion: the shell sets this variable when it asks for completions (typer/click protocol); a
-# prog name with a space would otherwise give an unusable variable name.
-COMPLETE_VAR = "_KUBECTL_VCERTS_COMPLETE"
 EXECUTABLE = "kubectl-vcerts"
-
-VALUE_FLAGS = frozenset({"--kubeconfig", "--context", "--namespace", "-n", "--request-timeout"})
-BOOL_FLAGS = frozenset({"-v", "--verbose"})
-
-
-def hoist_global_flags(args: Sequence[str]) -> list[str]:
-    """Move kubectl's global flags (and their values), wherever typed, in front of the sub-command, so
-    that `check NAME -n NS --context X` works. Forms: `--flag value`, `--flag=value`, `-n value`,
-    `-nvalue`, `-n=value`. Everything after `--` is left alone."""
-    front: list[str] = []
-    rest: list[str] = []
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        if arg == "--":
-            rest.extend(args[index:])
-            break
-        name = arg.partition("=")[0] if arg.startswith("--") else arg
-        if arg in BOOL_FLAGS:
-            front.append(arg)
-        elif name in VALUE_FLAGS and name != arg:
-            front.append(arg)  # --flag=value
-        elif arg in VALUE_FLAGS:
-            front.append(arg)
-            if index + 1 < len(args):
-                front.append(args[index + 1])
-                index += 1
-        elif arg.startswith("-n") and not arg.startswith("--") and len(arg) > 2:
-            front += ["-n", arg[2:].removeprefix("=")]
-        else:
-            rest.append(arg)
-        index += 1
-    return front + rest
-
 
 @app.callback()
 def root(
@@ -201,6 +142,9 @@ def root(
 ) -> None:
     """kubectl vcerts: check and rotate vCluster certificates through the host cluster's API."""
     from kubectl_vcerts.cli.deps import Deps
+    from kubectl_vcerts.cli.entry import resume_collection
+
+    resume_collection()  # the command starts: see entry.main
     from kubectl_vcerts.kube.client import KubeTarget
 
     target = KubeTarget(kubeconfig=kubeconfig, context=context, namespace=namespace,
@@ -227,6 +171,8 @@ def version(
     deps = get_deps(ctx)
     if output not in ("table", "json"):
         raise UsageError(f"--output {output} is not supported by version", hint="use table or json")
+    import platform
+
     doc: dict[str, Any] = {"plugin": __version__, "python": platform.python_version(), "server": None}
     error: str | None = None
     if not client_only:
@@ -250,20 +196,6 @@ def version(
 # --------------------------------------------------------------------------------- entry points
 
 
-def _print_error(message: str, hint: str | None) -> None:
-    print(f"kubectl vcerts: error: {message}", file=sys.stderr)
-    if hint:
-        print(f"  hint: {hint}", file=sys.stderr)
-
-
-def _safe_line(exc: BaseException) -> str:
-    """One line about an unexpected exception, without anything that looks like key material."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    if "PRIVATE KEY" in text or "BEGIN " in text:
-        text = "(message withheld: it may contain key material)"
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
 def run(argv: Sequence[str] | None = None, *, obj: Any = None) -> int:
     """Run the command line and return the exit code (everything is caught and rendered here)."""
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -278,30 +210,15 @@ def run(argv: Sequence[str] | None = None, *, obj: Any = None) -> int:
         result = app(args=args, prog_name=EXECUTABLE if completion else "kubectl vcerts",
                      complete_var=COMPLETE_VAR, standalone_mode=False, obj=obj)
         return int(result) if isinstance(result, int) else 0
-    except VcertsError as exc:
-        if verbose:
-            traceback.print_exception(exc, file=sys.stderr)
-        _print_error(exc.message, exc.hint)
-        return int(exc.exit_code)
     except NoArgsIsHelpError as exc:
         exc.show()
         return int(ExitCode.USAGE)
     except ClickException as exc:
         context = getattr(exc, "ctx", None)
         path = context.command_path if context is not None else "kubectl vcerts"
-        _print_error(exc.format_message(), f"see `{path} --help`")
+        print_error(exc.format_message(), f"see `{path} --help`")
         return int(ExitCode.USAGE)
-    except (Abort, KeyboardInterrupt):
-        print("kubectl vcerts: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if verbose:
-            traceback.print_exception(exc, file=sys.stderr)
-        _print_error(f"unexpected failure: {_safe_line(exc)}", "run with -v for details" if not verbose
-                     else "this is a bug; please report it with the output above")
-        return int(ExitCode.FAILURE)
-
-
-def main() -> None:
-    """Console entry point (`kubectl-vcerts`)."""
-    sys.exit(run())
+    except Abort:
+        return report_failure(KeyboardInterrupt(), verbose=verbose)
+    except (Exception, KeyboardInterrupt) as exc:
+        return report_failure(exc, verbose=verbose)

@@ -39,7 +39,8 @@ def kubectl_complete() -> None:
 
     from typer._completion_classes import BashComplete
 
-    from kubectl_vcerts.cli.app import COMPLETE_VAR, app, hoist_global_flags
+    from kubectl_vcerts.cli.app import app
+    from kubectl_vcerts.cli.flags import COMPLETE_VAR, hoist_global_flags
 
     words = sys.argv[1:]
     incomplete = words[-1] if words else ""

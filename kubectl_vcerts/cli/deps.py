@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import typer
-
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
 
     from kubectl_vcerts.kube.client import KubeSession, KubeTarget

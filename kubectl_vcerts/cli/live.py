@@ -1,7 +1,8 @@
 """`check NAME --live`: fetch the certificate the virtual API server serves and compare it with NAME-certs.
 
-Used by cli.check (a small additive hook there). The address is `--vcluster-server` when given, else the
-server vCluster wrote into vc-NAME (kube.virtual). JSON: the check document gains
+Used by cli.checking (the --live and --vcluster-server options are declared in cli/check.py). The
+address is `--vcluster-server` when given, else the server vCluster wrote into vc-NAME (kube.virtual).
+JSON: the check document gains
   live {server, source, servedFingerprint, servedSubject, servedIssuer, servedNotAfter, chainsToStoredCa,
         inSecret, drift, findings [{reason, message}]}
 Drift (rotation.live.DRIFT_REASONS) makes `check` exit 4 like an invalid certificate.
@@ -10,13 +11,13 @@ Drift (rotation.live.DRIFT_REASONS) makes `check` exit 4 like an invalid certifi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from kubectl_vcerts.cli.deps import Deps
 from kubectl_vcerts.cli.render import rfc3339
-from kubectl_vcerts.rotation.live import LiveReport
+
+if TYPE_CHECKING:  # rotation.live is imported only when --live runs: `check` starts faster without it
+    from kubectl_vcerts.cli.deps import Deps
+    from kubectl_vcerts.rotation.live import LiveReport
 
 
 def live_report(
@@ -61,18 +62,6 @@ def read_data(deps: Deps, *, namespace: str, name: str) -> dict[str, bytes]:
     from kubectl_vcerts.kube.secrets import get_secret
 
     return dict(get_secret(deps.session(), namespace=namespace, name=contract.certs_secret_name(name)).data)
-
-
-LiveOption = Annotated[
-    bool,
-    typer.Option("--live", help="Also compare what the virtual API server serves with the secret."),
-]
-LiveServerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--vcluster-server", help="With --live: URL of the virtual API server (default: from vc-NAME)."
-    ),
-]
 
 
 def run_live(deps: Deps, *, namespace: str, name: str, vcluster_server: str | None) -> LiveReport:

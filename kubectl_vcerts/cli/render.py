@@ -23,12 +23,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubectl_vcerts.cli.deps import Deps
-from kubectl_vcerts.cli.options import OutputFormat
+from kubectl_vcerts.cli.formats import OutputFormat
 from kubectl_vcerts.errors import UsageError
-from kubectl_vcerts.rotation.ports import Progress, ProgressEvent
+
+if TYPE_CHECKING:
+    from kubectl_vcerts.rotation.ports import Progress, ProgressEvent
 
 
 def rfc3339(value: datetime | None) -> str | None:

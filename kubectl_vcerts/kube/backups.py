@@ -17,7 +17,8 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ConflictError
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
-from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, SecretData
+from kubectl_vcerts.rotation.ports import BackupRecord, CertsState
+from kubectl_vcerts.rotation.records import SecretData
 
 BACKUP_SELECTOR = f"{contract.BACKUP_LABEL}=true"
 

@@ -22,7 +22,7 @@ from kubectl_vcerts.kube.client import KubeSession, KubeTarget
 from kubectl_vcerts.kube.rest import RestClient, open_rest
 from kubectl_vcerts.kube.translate import Target, api_call
 from kubectl_vcerts.rotation.model import PodState, WorkloadKind
-from kubectl_vcerts.rotation.ports import ListedPod, SecretObject, WorkloadRecord
+from kubectl_vcerts.rotation.records import ListedPod, SecretObject, WorkloadRecord
 
 
 def _json(response: Any) -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
-from kubectl_vcerts.rotation.ports import SecretData, SecretObject
+from kubectl_vcerts.rotation.records import SecretData, SecretObject
 
 RESOURCE = "secrets"
 

@@ -15,13 +15,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ExitCode, ForbiddenError, NotFoundError
 from kubectl_vcerts.pki import PkiReport, Status, inspect_pki
 from kubectl_vcerts.rotation.discovery import assemble_vclusters, find_vcluster, list_accessible_workloads
 from kubectl_vcerts.rotation.model import VCluster
-from kubectl_vcerts.rotation.ports import SecretObject, VClusterReader
+
+if TYPE_CHECKING:  # annotations only: importing the ports would cost `check` start-up time
+    from kubectl_vcerts.rotation.ports import VClusterReader
+    from kubectl_vcerts.rotation.records import SecretObject
 
 DEFAULT_WARN_WITHIN = timedelta(days=90)
 

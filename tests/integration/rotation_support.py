@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kubectl_vcerts import contract
-from kubectl_vcerts.rotation.ports import SecretData
+from kubectl_vcerts.rotation.records import SecretData
 
 REPO = Path(__file__).resolve().parents[2]
 

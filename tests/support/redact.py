@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from kubectl_vcerts.rotation.ports import SecretData
+from kubectl_vcerts.rotation.records import SecretData
 
 _MARKERS = ("PRIVATE KEY", "client-key-data")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from kubectl_vcerts.errors import ForbiddenError
 from kubectl_vcerts.rotation.model import PodState, WorkloadKind
-from kubectl_vcerts.rotation.ports import ListedPod, SecretObject, WorkloadRecord
+from kubectl_vcerts.rotation.records import ListedPod, SecretObject, WorkloadRecord
 
 
 def matches(labels: Mapping[str, str], selector: str) -> bool:

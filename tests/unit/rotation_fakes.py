@@ -17,7 +17,8 @@ from functools import cache
 
 from kubectl_vcerts.errors import ConflictError, NotFoundError
 from kubectl_vcerts.rotation.model import Distro, PodState, VCluster, WorkloadKind
-from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord, SecretData
+from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord
+from kubectl_vcerts.rotation.records import SecretData
 
 
 @cache

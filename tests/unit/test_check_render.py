@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubectl_vcerts.cli.check import check_document, check_rows, summary_document, summary_rows
+from kubectl_vcerts.cli.checking import check_document, check_rows, summary_document, summary_rows
 from kubectl_vcerts.cli.options import OutputFormat
 from kubectl_vcerts.cli.render import (
     dump_document,
@@ -23,7 +23,7 @@ from kubectl_vcerts.cli.render import (
 from kubectl_vcerts.errors import ExitCode, NotFoundError
 from kubectl_vcerts.pki import Status
 from kubectl_vcerts.rotation.check import check_all, check_vcluster, exit_code_for
-from kubectl_vcerts.rotation.ports import SecretObject
+from kubectl_vcerts.rotation.records import SecretObject
 from tests.support.pki_builder import NOW, Options, cached_pki
 from tests.unit.read_fakes import FakeReader, certs_secret, config_secret, pod, workload
 
