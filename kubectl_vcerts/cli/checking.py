@@ -38,6 +38,7 @@ from kubectl_vcerts.cli.formats import OutputFormat, parse_duration
 from kubectl_vcerts.cli.live import apply_live, live_exit_code, live_lines, run_live
 from kubectl_vcerts.cli.render import (
     STATUS_STYLES,
+    echo,
     emit_document,
     format_expiry,
     format_remaining,
@@ -285,9 +286,9 @@ def execute(
                 if rows:
                     print_table(deps, headers, rows, styles)
                 for line in notes(report):
-                    deps.err.print(line, markup=False, highlight=False)
+                    echo(deps, line, err=True)
                 for line in live_lines(served) if served is not None else []:
-                    deps.out.print(line, markup=False, highlight=False)
+                    echo(deps, line)
             code = live_exit_code(exit_code_for(report.worst), served)
         else:
             if live:
@@ -307,7 +308,7 @@ def execute(
                 print_table(deps, headers, rows, styles)
             else:
                 where = "any namespace" if all_namespaces else f"namespace {namespace}"
-                deps.err.print(f"No vClusters found in {where}.", markup=False, highlight=False)
+                echo(deps, f"No vClusters found in {where}.", err=True)
             code = exit_code_for(summary.worst)
     finally:
         reader.close()

@@ -113,6 +113,17 @@ def _stdout(deps: Deps) -> Any:
     return deps._out.file if deps._out is not None else sys.stdout
 
 
+def echo(deps: Deps, line: str, *, err: bool = False) -> None:
+    """One line of plain text on stdout (or stderr): through rich on a terminal, else written as is —
+    which keeps rich (tens of milliseconds to import) out of `check` run from cron or a pipe."""
+    console, stream = (deps._err, sys.stderr) if err else (deps._out, sys.stdout)
+    if console is None and not _isatty(stream):
+        stream.write(line + "\n")
+        stream.flush()
+        return
+    (deps.err if err else deps.out).print(line, markup=False, highlight=False)
+
+
 def emit_document(deps: Deps, doc: Mapping[str, Any], output: OutputFormat) -> None:
     stream = _stdout(deps)
     stream.write(dump_document(doc, output))

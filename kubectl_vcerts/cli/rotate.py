@@ -6,8 +6,11 @@ hooks), the confirmation, and rendering plans and reports as text or JSON/YAML (
 
 Debug hook (documented in the README): with VCERTS_TEST_PAUSE_AFTER=<step> the progress callback
 blocks forever after the workflow reports that step done (lock, backup, write, restart, wait, verify,
-release) so that a test can SIGKILL the process at that exact point. It lives in the progress
-renderer, not in the workflow.
+release; rollback: the backup was written back during a rollback) so that a test can SIGKILL the
+process at that exact point. It lives in the progress renderer, not in the workflow.
+
+Exit codes beyond the errors: a run that only finished an interrupted rollback (and so did not run the
+requested operation) renders its report and exits ROLLED_BACK (19), see `run_operation`.
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ from kubectl_vcerts.cli.options import (
     YesOption,
     parse_duration,
 )
-from kubectl_vcerts.errors import UsageError
+from kubectl_vcerts.errors import ExitCode, UsageError
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.plan import RotationPlan, leaf_validity_ok
 from kubectl_vcerts.rotation.ports import CaChangeHook, ProgressEvent
 from kubectl_vcerts.rotation.recovery import Operation
-from kubectl_vcerts.rotation.workflow import OperationReport, OperationRequest
+from kubectl_vcerts.rotation.workflow import OperationReport, OperationRequest, stops_after_rollback
 
 PAUSE_ENV = "VCERTS_TEST_PAUSE_AFTER"
 LOCK_SECONDS_ENV = "VCERTS_LOCK_SECONDS"  # lease duration of our lock (default 60 s)
@@ -263,8 +266,15 @@ def run_operation(
         return _ask(deps, "Proceed?")
 
     report = workflow.run(vcluster, request, confirm=confirm)
-    extra = after(deps, report) if after is not None else []
+    rollback_only = stops_after_rollback(report.plan)
+    # after a rollback-only run the requested operation did not happen: no kubeconfig follow-up
+    extra = after(deps, report) if after is not None and not rollback_only else []
     render_report(deps, report, output=output, extra=extra)
+    if report.applied and rollback_only:
+        # Not 0: what was asked for did not happen. ROLLED_BACK because that is exactly the outcome —
+        # the interrupted operation was rolled back and the previous PKI is in place — the same code a
+        # run that rolls back by itself ends with, so scripts need one case for "PKI unchanged, retry".
+        raise typer.Exit(int(ExitCode.ROLLED_BACK))
     return report
 
 
@@ -296,7 +306,27 @@ TITLES = {
 }
 
 
+def _rollback_only_plan_lines(plan: RotationPlan) -> list[str]:
+    vc = plan.vcluster
+    record = plan.resume
+    assert record is not None  # stops_after_rollback(plan)
+    lines = [
+        f"Plan: finish rolling back the interrupted {record.operation} of vCluster {vc.ref}, then stop "
+        f"(the {plan.operation} you asked for is not run)"
+    ]
+    lines += [f"  - {note}" for note in plan.notes]
+    secret = contract.certs_secret_name(vc.name)
+    lines.append(f"  backup:  {record.backup} (already written back to {secret})")
+    lines.append("  changes: none (no new backup; only the operation record is removed at the end)")
+    ca = plan.new_ca_fingerprint or "none"
+    lines.append(f"  CA:      {ca} (of the PKI from before the {record.operation})")
+    lines.append(f"  restart: all together: {', '.join(plan.restart_pods) or '(pods that come up)'}")
+    return lines
+
+
 def plan_lines(plan: RotationPlan) -> list[str]:
+    if stops_after_rollback(plan):
+        return _rollback_only_plan_lines(plan)
     vc = plan.vcluster
     title = TITLES[plan.operation] + (f" from {plan.source}" if plan.source else "")
     lines = [
@@ -349,6 +379,7 @@ def report_document(report: OperationReport, extra: Sequence[str] = ()) -> dict[
         "dryRun": not report.applied,
         "applied": report.applied,
         "resumed": plan.resume is not None,
+        "rollbackOnly": stops_after_rollback(plan),
         "source": plan.source or None,
         "backup": report.backup if report.applied else plan.backup_name,
         "changes": [
@@ -397,6 +428,10 @@ def render_report(
         deps.out.print("Dry run: nothing was changed.", markup=False, highlight=False)
         return
     vc = plan.vcluster
+    if stops_after_rollback(plan):
+        for line in _rollback_only_report_lines(report):
+            deps.out.print(line, markup=False, highlight=False)
+        return
     done = {
         Operation.ROTATE: "Renewed the leaf certificates",
         Operation.ROTATE_CA: "Replaced the CA",
@@ -422,6 +457,28 @@ def render_report(
     lines += list(extra)
     for line in lines:
         deps.out.print(line, markup=False, highlight=False)
+
+
+def _rollback_only_report_lines(report: OperationReport) -> list[str]:
+    plan = report.plan
+    vc = plan.vcluster
+    record = plan.resume
+    assert record is not None  # stops_after_rollback(plan)
+    lines = [
+        f"Rolled back the interrupted {record.operation} of vCluster {vc.ref} (started "
+        f"{_iso(record.started)}): it runs its previous PKI again, from backup {record.backup}.",
+        f"  The {plan.operation} you asked for was NOT run: run the same command again to run it "
+        f"(add --dry-run first to see its plan).",
+    ]
+    if report.restarted:
+        lines.append(f"  restarted: {', '.join(report.restarted)} (all Running and Ready)")
+    if report.final_ca_fingerprint:
+        lines.append(f"  CA fingerprint: {report.final_ca_fingerprint}")
+    if report.worst is not None:
+        lines.append(
+            f"  certificates now: {report.worst} (see `kubectl vcerts check {vc.name} -n {vc.namespace}`)"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------------------- command

@@ -1,17 +1,18 @@
 """`kubectl vcerts rotate-ca NAME`: a new CA (generated, or --ca-cert/--ca-key) and new leaves.
 
 After the change: optionally write a new admin kubeconfig (--kubeconfig-out), name the contexts of the
-user's kubeconfig that still trust the old CA (and with --update-kubeconfig fix them after backing the
-file up), and say what else must be done.
+user's kubeconfig that still trust the old CA (and with --update-kubeconfig fix them, each entry in the
+file kubectl reads it from, after backing that file up), and say what else must be done. The user's
+kubeconfig is --kubeconfig alone, else every $KUBECONFIG file merged the way kubectl merges them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -44,16 +45,43 @@ from kubectl_vcerts.rotation.ports import CaChangeHook
 from kubectl_vcerts.rotation.recovery import Operation
 from kubectl_vcerts.rotation.workflow import OperationReport
 
+if TYPE_CHECKING:
+    from kubectl_vcerts.rotation.trust import TrustedContext
 
-def user_kubeconfig_path(deps: Deps) -> Path | None:
-    """The file kubectl uses: --kubeconfig, else the first existing $KUBECONFIG entry, else ~/.kube/config."""
-    if deps.target.kubeconfig:
-        return Path(deps.target.kubeconfig)
-    for entry in os.environ.get("KUBECONFIG", "").split(os.pathsep):
-        if entry and Path(entry).exists():
-            return Path(entry)
-    default = Path.home() / ".kube" / "config"
-    return default if default.exists() else None
+
+def user_kubeconfig_paths(deps: Deps) -> list[Path]:
+    """The files kubectl reads, in precedence order: --kubeconfig alone, else the existing $KUBECONFIG
+    entries, else ~/.kube/config (see trust.kubeconfig_chain)."""
+    from kubectl_vcerts.rotation.trust import kubeconfig_chain
+
+    return kubeconfig_chain(
+        deps.target.kubeconfig, os.environ.get("KUBECONFIG"), home=Path.home(), exists=Path.exists
+    )
+
+
+def _load_kubeconfigs(paths: list[Path]) -> list[dict[str, Any]]:
+    from kubectl_vcerts.rotation import trust
+
+    docs: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {path}: {exc.strerror}", hint="check the path") from exc
+        # an empty file in $KUBECONFIG is an empty config to kubectl, not an error
+        docs.append(trust.load_kubeconfig(text, where=str(path)) if text.strip() else {})
+    return docs
+
+
+def _contexts_where(stale: Sequence[TrustedContext], paths: list[Path]) -> str:
+    """`name` for one file, `name (in FILE)` when several files are merged."""
+    if len(paths) == 1:
+        return ", ".join(c.name for c in stale)
+    return ", ".join(f"{c.name} (in {paths[c.context_file]})" for c in stale)
+
+
+def _files_label(paths: list[Path]) -> str:
+    return str(paths[0]) if len(paths) == 1 else "your kubeconfig (" + os.pathsep.join(map(str, paths)) + ")"
 
 
 def kubeconfig_follow_up(
@@ -86,36 +114,31 @@ def kubeconfig_follow_up(
             f"  - wrote a new admin kubeconfig to {kubeconfig_out} "
             f"(mode 0600, server {server or 'from admin.conf'})"
         )
-    path = user_kubeconfig_path(deps)
+    paths = user_kubeconfig_paths(deps)
     old_data = None
     if report.backup:
         old_data = read_backup(deps.session(), namespace=vc.namespace, name=report.backup).data
-    if old_data and path is not None:
-        doc = trust.load_kubeconfig(path.read_bytes(), where=str(path))
+    if old_data and paths:
+        docs = _load_kubeconfigs(paths)
         old_cert, _old_key = trust.admin_client_cert(old_data)
-        stale = trust.contexts_trusting(doc, trust.old_trust_anchors(old_data), old_cert)
+        stale = trust.contexts_trusting_merged(docs, trust.old_trust_anchors(old_data), old_cert)
         if stale and update_kubeconfig:
             new_cert, new_key = trust.admin_client_cert(new)
-            updated = trust.update_kubeconfig(
-                doc, stale, new_ca=trust.kubeconfig_ca(new), new_admin_cert=new_cert, new_admin_key=new_key
-            )
-            saved = backup_file(path, int(deps.now().timestamp()))
-            import yaml
-
-            write_private_file(
-                path, yaml.safe_dump(updated, sort_keys=False).encode(), overwrite=True, keep_mode=True
+            updated = trust.update_kubeconfigs(
+                docs, stale, new_ca=trust.kubeconfig_ca(new), new_admin_cert=new_cert, new_admin_key=new_key
             )
             lines.append(
-                f"  - updated {len(stale)} context(s) in {path} (backup {saved}): "
+                f"  - updated {len(stale)} context(s) of {_files_label(paths)}: "
                 + ", ".join(
                     c.name + (" (CA + admin credentials)" if c.uses_old_admin_cert else " (CA)")
                     for c in stale
                 )
             )
+            lines += _write_kubeconfigs(deps, paths, updated, stale)
         elif stale:
             lines.append(
-                f"  - these contexts in {path} still trust the old CA: {', '.join(c.name for c in stale)}"
-                f" (fix with --update-kubeconfig, or reconnect)"
+                f"  - these contexts of {_files_label(paths)} still trust the old CA: "
+                f"{_contexts_where(stale, paths)} (fix with --update-kubeconfig, or reconnect)"
             )
     lines.append(
         f"  - reconnect: `vcluster connect {vc.name} -n {vc.namespace}` (kubeconfigs from before "
@@ -137,6 +160,29 @@ def kubeconfig_follow_up(
     return lines
 
 
+def _write_kubeconfigs(
+    deps: Deps, paths: list[Path], updated: dict[int, dict[str, Any]], stale: Sequence[TrustedContext]
+) -> list[str]:
+    """Back up, then write, each file that defines a stale entry (and only those); one line per file.
+    Every backup is made before the first write, so a failed backup leaves all files as they were."""
+    import yaml
+
+    lines: list[str] = []
+    now = int(deps.now().timestamp())
+    saved = {index: backup_file(paths[index], now) for index in sorted(updated)}
+    for index, doc in sorted(updated.items()):
+        path = paths[index]
+        text = yaml.safe_dump(doc, sort_keys=False).encode()
+        write_private_file(path, text, overwrite=True, keep_mode=True)
+        clusters = sorted({c.cluster for c in stale if c.cluster_file == index})
+        users = sorted({c.user for c in stale if c.uses_old_admin_cert and c.user_file == index})
+        what = [f"cluster {name} (CA)" for name in clusters] + [
+            f"user {name} (admin credentials)" for name in users
+        ]
+        lines.append(f"    {path} (backup {saved[index]}): {', '.join(what)}")
+    return lines
+
+
 def _dry_run_follow_up(
     deps: Deps, report: OperationReport, *, kubeconfig_out: Path | None, update_kubeconfig: bool
 ) -> list[str]:
@@ -147,17 +193,17 @@ def _dry_run_follow_up(
     lines: list[str] = []
     if kubeconfig_out is not None:
         lines.append(f"  would write a new admin kubeconfig to {kubeconfig_out} (mode 0600)")
-    path = user_kubeconfig_path(deps)
-    if path is not None:
+    paths = user_kubeconfig_paths(deps)
+    if paths:
         current = read_certs(deps.session(), namespace=vc.namespace, vcluster=vc.name).data
         old_cert, _old_key = trust.admin_client_cert(current)
-        doc = trust.load_kubeconfig(path.read_bytes(), where=str(path))
-        stale = trust.contexts_trusting(doc, trust.old_trust_anchors(current), old_cert)
+        docs = _load_kubeconfigs(paths)
+        stale = trust.contexts_trusting_merged(docs, trust.old_trust_anchors(current), old_cert)
         if stale:
             verb = "would update" if update_kubeconfig else "would stop working"
             lines.append(
-                f"  contexts in {path} that trust the current CA ({verb}): "
-                + ", ".join(c.name for c in stale)
+                f"  contexts of {_files_label(paths)} that trust the current CA ({verb}): "
+                + _contexts_where(stale, paths)
             )
     return lines
 

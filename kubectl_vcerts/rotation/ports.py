@@ -16,7 +16,6 @@ from typing import Protocol
 
 from kubectl_vcerts.rotation.model import PodState, VCluster
 from kubectl_vcerts.rotation.records import ListedPod, SecretObject, WorkloadRecord
-from kubectl_vcerts.rotation.records import SecretData as SecretData  # re-exported for the workflow
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,23 @@
-"""Kubeconfigs after a CA change: who still trusts the old CA, a new admin kubeconfig, an updated file.
+"""Kubeconfigs after a CA change: who still trusts the old CA, a new admin kubeconfig, updated files.
+
+The user's kubeconfig may be several files (KUBECONFIG=a:b:c); kubectl merges them: the first file that
+defines a cluster, user or context of a given name wins, later definitions of that name are ignored.
+`kubeconfig_chain` says which files kubectl reads, `contexts_trusting_merged` resolves contexts the way
+kubectl does and remembers which file defines each entry, and `update_kubeconfigs` changes each stale
+entry in that file only.
 
 Pure: parsed kubeconfig documents and PEM bytes in, new documents out (the CLI reads and writes the
-files). Imports yaml and cryptography only (plus errors).
+files). Imports yaml and cryptography only (plus errors and the standard library).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -21,12 +29,41 @@ from kubectl_vcerts.errors import InvalidInputError, InvalidPkiError
 
 @dataclass(frozen=True)
 class TrustedContext:
-    """A context of the user's kubeconfig whose cluster trusts the old CA."""
+    """A context of the user's kubeconfig whose cluster trusts the old CA.
+
+    The *_file fields are indices into the kubeconfig files (in kubectl's order) of the file whose
+    definition kubectl uses; 0 when there is only one document."""
 
     name: str
     cluster: str
     user: str
     uses_old_admin_cert: bool  # its user authenticates with the old admin.conf client certificate
+    context_file: int = 0
+    cluster_file: int = 0
+    user_file: int | None = 0  # None: the user is defined in none of the files
+
+
+def kubeconfig_chain(
+    explicit: str | None,
+    env_value: str | None,
+    *,
+    home: Path,
+    exists: Callable[[Path], bool],
+    separator: str = os.pathsep,
+) -> list[Path]:
+    """The files kubectl reads, in precedence order: --kubeconfig alone; else the $KUBECONFIG entries
+    (empty and missing ones skipped, duplicates once); only when $KUBECONFIG is unset or empty
+    ~/.kube/config (client-go's loading rules)."""
+    if explicit:
+        return [Path(explicit)]
+    if env_value:
+        chain: list[Path] = []
+        for entry in env_value.split(separator):
+            if entry and Path(entry) not in chain and exists(Path(entry)):
+                chain.append(Path(entry))
+        return chain
+    default = home / ".kube" / "config"
+    return [default] if exists(default) else []
 
 
 def first_cert_der(pem: bytes) -> bytes | None:
@@ -85,32 +122,102 @@ def admin_client_cert(data: Mapping[str, bytes]) -> tuple[bytes, bytes]:
     return _b64(user.get("client-certificate-data")), _b64(user.get("client-key-data"))
 
 
-def contexts_trusting(
-    doc: Mapping[str, Any], anchors: set[bytes], old_admin_cert: bytes | None
+def _first_named(docs: Sequence[Mapping[str, Any]], section: str, field: str) -> dict[str, tuple[int, Any]]:
+    """name -> (index of the defining file, body) with kubectl's precedence: the first definition wins."""
+    out: dict[str, tuple[int, Any]] = {}
+    for index, doc in enumerate(docs):
+        for item in doc.get(section) or []:
+            if isinstance(item, dict) and isinstance(item.get(field), dict):
+                out.setdefault(str(item.get("name", "")), (index, item[field]))
+    return out
+
+
+def contexts_trusting_merged(
+    docs: Sequence[Mapping[str, Any]], anchors: set[bytes], old_admin_cert: bytes | None
 ) -> list[TrustedContext]:
-    """Contexts whose cluster's certificate-authority-data is one of the old CA certificates."""
-    clusters = _named(doc, "clusters", "cluster")
-    users = _named(doc, "users", "user")
+    """Contexts of the merged kubeconfig whose cluster's certificate-authority-data is one of the old CA
+    certificates, each cluster and user resolved like kubectl (first file that defines the name)."""
+    clusters = _first_named(docs, "clusters", "cluster")
+    users = _first_named(docs, "users", "user")
     old_admin_der = first_cert_der(old_admin_cert) if old_admin_cert else None
     found = []
-    for item in doc.get("contexts") or []:
-        if not isinstance(item, dict) or not isinstance(item.get("context"), dict):
+    for name, (context_file, context) in _first_named(docs, "contexts", "context").items():
+        cluster_name = str(context.get("cluster", ""))
+        user_name = str(context.get("user", ""))
+        if cluster_name not in clusters:
             continue
-        cluster_name = str(item["context"].get("cluster", ""))
-        user_name = str(item["context"].get("user", ""))
-        der = first_cert_der(_b64(clusters.get(cluster_name, {}).get("certificate-authority-data")))
+        cluster_file, cluster = clusters[cluster_name]
+        der = first_cert_der(_b64(cluster.get("certificate-authority-data")))
         if der is None or der not in anchors:
             continue
-        user_der = first_cert_der(_b64(users.get(user_name, {}).get("client-certificate-data")))
+        user_file: int | None = None
+        user: Mapping[str, Any] = {}
+        if user_name in users:
+            user_file, user = users[user_name]
+        user_der = first_cert_der(_b64(user.get("client-certificate-data")))
         found.append(
             TrustedContext(
-                name=str(item.get("name", "")),
+                name=name,
                 cluster=cluster_name,
                 user=user_name,
                 uses_old_admin_cert=old_admin_der is not None and user_der == old_admin_der,
+                context_file=context_file,
+                cluster_file=cluster_file,
+                user_file=user_file,
             )
         )
     return found
+
+
+def contexts_trusting(
+    doc: Mapping[str, Any], anchors: set[bytes], old_admin_cert: bytes | None
+) -> list[TrustedContext]:
+    """`contexts_trusting_merged` of one kubeconfig document."""
+    return contexts_trusting_merged([doc], anchors, old_admin_cert)
+
+
+def _replace_first(items: Any, names: set[str], field: str, values: Mapping[str, str]) -> None:
+    """Set `values` in the first entry of each name (the one kubectl reads)."""
+    seen: set[str] = set()
+    for item in items or []:
+        if not isinstance(item, dict) or not isinstance(item.get(field), dict):
+            continue
+        name = str(item.get("name", ""))
+        if name in names and name not in seen:
+            seen.add(name)
+            item[field].update(values)
+
+
+def update_kubeconfigs(
+    docs: Sequence[Mapping[str, Any]],
+    contexts: Sequence[TrustedContext],
+    *,
+    new_ca: bytes,
+    new_admin_cert: bytes,
+    new_admin_key: bytes,
+) -> dict[int, dict[str, Any]]:
+    """New documents for exactly the files that define a stale entry (file index -> document): the CA
+    data of the contexts' clusters and, for users of the old admin certificate, their credentials —
+    each changed in the file whose definition kubectl uses; shadowed definitions in later files are left
+    alone. The inputs are left unchanged."""
+    clusters: dict[int, set[str]] = {}
+    users: dict[int, set[str]] = {}
+    for context in contexts:
+        clusters.setdefault(context.cluster_file, set()).add(context.cluster)
+        if context.uses_old_admin_cert and context.user_file is not None:
+            users.setdefault(context.user_file, set()).add(context.user)
+    ca = {"certificate-authority-data": base64.b64encode(new_ca).decode("ascii")}
+    credentials = {
+        "client-certificate-data": base64.b64encode(new_admin_cert).decode("ascii"),
+        "client-key-data": base64.b64encode(new_admin_key).decode("ascii"),
+    }
+    out: dict[int, dict[str, Any]] = {}
+    for index in sorted(set(clusters) | set(users)):
+        doc: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(docs[index])))
+        _replace_first(doc.get("clusters"), clusters.get(index, set()), "cluster", ca)
+        _replace_first(doc.get("users"), users.get(index, set()), "user", credentials)
+        out[index] = doc
+    return out
 
 
 def update_kubeconfig(
@@ -121,20 +228,11 @@ def update_kubeconfig(
     new_admin_cert: bytes,
     new_admin_key: bytes,
 ) -> dict[str, Any]:
-    """Replace the CA data of the contexts' clusters and, for users of the old admin certificate, their
-    credentials. Returns a new document; the input is left unchanged."""
-    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(doc))
-    clusters = {c.cluster for c in contexts}
-    users = {c.user for c in contexts if c.uses_old_admin_cert}
-    encoded_ca = base64.b64encode(new_ca).decode("ascii")
-    for item in out.get("clusters") or []:
-        if isinstance(item, dict) and item.get("name") in clusters and isinstance(item.get("cluster"), dict):
-            item["cluster"]["certificate-authority-data"] = encoded_ca
-    for item in out.get("users") or []:
-        if isinstance(item, dict) and item.get("name") in users and isinstance(item.get("user"), dict):
-            item["user"]["client-certificate-data"] = base64.b64encode(new_admin_cert).decode("ascii")
-            item["user"]["client-key-data"] = base64.b64encode(new_admin_key).decode("ascii")
-    return out
+    """`update_kubeconfigs` of one document (contexts from `contexts_trusting`); a new document."""
+    updated = update_kubeconfigs(
+        [doc], contexts, new_ca=new_ca, new_admin_cert=new_admin_cert, new_admin_key=new_admin_key
+    )
+    return updated.get(0) or yaml.safe_load(yaml.safe_dump(doc))
 
 
 def admin_kubeconfig(new_data: Mapping[str, bytes], *, server: str | None) -> bytes:

@@ -12,7 +12,10 @@ Safety, step by step (issue 7 "What rotate / rotate-ca / restore do, in order"):
   resumed by re-running the same command;
 - pods are restarted (rolling for leaves, together for a CA change) and waited for; if they are not
   back within the timeout the backup is written back and the pods restarted again (unless
-  --no-rollback).
+  --no-rollback);
+- a run killed during that rollback is only finished by the next run (restart, wait), which then stops
+  without running the operation it was asked for — that operation's plan was never confirmed — and
+  says so (`stops_after_rollback`; the CLI exits ROLLED_BACK).
 
 Imports pki, rotation modules, contract and errors only.
 """
@@ -28,6 +31,7 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import (
     AbortedError,
     ConflictError,
+    ExitCode,
     InvalidInputError,
     NotFoundError,
     NotReadyError,
@@ -61,10 +65,10 @@ from kubectl_vcerts.rotation.ports import (
     PodPort,
     Progress,
     ProgressEvent,
-    SecretData,
     WorkloadPort,
     no_progress,
 )
+from kubectl_vcerts.rotation.records import SecretData
 from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, Phase, RestartMode, read_record
 
 DEFAULT_TIMEOUT = timedelta(minutes=5)
@@ -244,10 +248,13 @@ class Workflow:
         current_fp = _fingerprint_or_none(state.data)
         if record is not None and self._resumable(record, request):
             mode = record.restart if record.phase is Phase.RESTART else RestartMode.TOGETHER
-            notes.append(
-                f"resume the interrupted {record.operation} started {_ts(record.started)} "
-                f"(phase {record.phase}, backup {record.backup})"
-            )
+            if record.phase is Phase.ROLLBACK:
+                notes += _rollback_only_notes(record, request)
+            else:
+                notes.append(
+                    f"resume the interrupted {record.operation} started {_ts(record.started)} "
+                    f"(phase {record.phase}, backup {record.backup})"
+                )
             return RotationPlan(
                 operation=request.operation,
                 vcluster=vcluster,
@@ -258,8 +265,10 @@ class Workflow:
                 new_ca_fingerprint=current_fp or "",
                 restart_mode=mode,
                 restart_steps=planning.plan_restart(vcluster, mode),
-                restart=request.restart,
-                ca_change=record.ca_change,
+                # a rollback is always finished with a restart (see _stop_after_rollback)
+                restart=request.restart or record.phase is Phase.ROLLBACK,
+                # finishing a rollback keeps the CA of the state before the operation: no CA change
+                ca_change=record.ca_change and record.phase is not Phase.ROLLBACK,
                 new_data=SecretData(state.data),
                 resume=record,
                 finish_interrupted_replicas=finish,
@@ -367,10 +376,7 @@ class Workflow:
     ) -> OperationReport:
         notes: list[str] = list(plan.notes)
         if plan.resume is not None and plan.resume.phase is Phase.ROLLBACK:
-            vcluster = self._resume_rollback(vcluster, plan.resume, request)
-            state = self.ports.certs.read_certs(vcluster)
-            notes.append(f"finished rolling back the interrupted {plan.resume.operation}")
-            plan = replace(self._plan(vcluster, state, request), notes=tuple(notes))
+            return self._stop_after_rollback(vcluster, plan, plan.resume, request)
         hook_lines: list[str] = []
         if plan.resume is not None:
             backup_name = plan.resume.backup
@@ -596,7 +602,10 @@ class Workflow:
             "rollback", f"{failure}; putting back {record.backup} (the new PKI is kept in {failed.name})"
         )
         self._write(vcluster, data, rollback, current.resource_version)
-        back = self._finish_rollback(vcluster, request)
+        # done: from here a killed run leaves the backup written back with a `rollback` record, which the
+        # next run only finishes (crash tests pause here with VCERTS_TEST_PAUSE_AFTER=rollback)
+        self._emit("rollback", f"wrote {record.backup} back", done=True)
+        _restarted, back = self._finish_rollback(vcluster, request)
         self._clear_record(vcluster)
         state = (
             "it is Running and Ready again"
@@ -609,24 +618,40 @@ class Workflow:
             "(--timeout to wait longer, --no-rollback to keep the new PKI)",
         )
 
-    def _finish_rollback(self, vcluster: VCluster, request: OperationRequest) -> bool:
+    def _finish_rollback(self, vcluster: VCluster, request: OperationRequest) -> tuple[tuple[str, ...], bool]:
         deadline = self.clock.now() + request.timeout
-        _restarted, ok = self._restart(vcluster, RestartMode.TOGETHER, deadline, request)
-        return ok
+        return self._restart(vcluster, RestartMode.TOGETHER, deadline, request)
 
-    def _resume_rollback(
-        self, vcluster: VCluster, record: OperationRecord, request: OperationRequest
-    ) -> VCluster:
+    def _stop_after_rollback(
+        self, vcluster: VCluster, plan: RotationPlan, record: OperationRecord, request: OperationRequest
+    ) -> OperationReport:
+        """Finish an interrupted rollback (restart, wait), then stop without running the requested
+        operation: its plan was never shown to the user, so running it now would be a change nobody
+        confirmed. The caller reports it (`stops_after_rollback`) and the CLI exits ROLLED_BACK."""
         self._emit("rollback", f"finishing the interrupted rollback to {record.backup}")
-        back = self._finish_rollback(vcluster, request)
+        restarted, back = self._finish_rollback(vcluster, request)
         if not back:
             raise OperationTimeoutError(
                 f"finished writing back {record.backup} but the control plane of {vcluster.ref} is not Ready "
                 f"after {_human(request.timeout)}",
                 hint="inspect the pods; run the command again to retry",
             )
-        self._clear_record(vcluster)
-        return self.ports.workloads.refresh(vcluster)
+        state = self.ports.certs.read_certs(vcluster)
+        self._clear_record(vcluster, state)
+        report = inspect_pki(state.data, now=self.clock.now())
+        self._emit(
+            "rolled-back", f"rolled back the interrupted {record.operation} to {record.backup}", done=True
+        )
+        cp, etcd = self.ports.pods.list_pods(vcluster)
+        return OperationReport(
+            plan=plan,
+            applied=True,
+            backup=record.backup,
+            restarted=restarted,
+            pods=cp + etcd,
+            final_ca_fingerprint=report.ca_fingerprint,
+            worst=report.worst,
+        )
 
     # ------------------------------------------------------------------------ restart and waiting
     def _restart(
@@ -712,6 +737,25 @@ class Workflow:
 
     def _emit(self, step: str, message: str, *, done: bool = False) -> None:
         self.progress(ProgressEvent(step=step, message=message, done=done))
+
+
+def stops_after_rollback(plan: RotationPlan) -> bool:
+    """True when the run only finishes an interrupted rollback and then stops (the requested operation
+    is not run: the user must run the command again, having seen its plan)."""
+    return plan.resume is not None and plan.resume.phase is Phase.ROLLBACK
+
+
+def _rollback_only_notes(record: OperationRecord, request: OperationRequest) -> list[str]:
+    notes = [
+        f"finish the interrupted rollback of the {record.operation} started {_ts(record.started)}: "
+        f"the PKI from before it (backup {record.backup}) is already written back; restart the "
+        f"control plane on it and wait until it is Ready",
+        f"then stop: the {request.operation} you asked for is NOT run now (exit "
+        f"{int(ExitCode.ROLLED_BACK)}); run the command again to run it (with --dry-run to see its plan)",
+    ]
+    if not request.restart:
+        notes.append("--no-restart does not apply: finishing a rollback always restarts the control plane")
+    return notes
 
 
 def _diff(

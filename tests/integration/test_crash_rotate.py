@@ -4,6 +4,7 @@ The CLI is paused at a step with the documented debug hook VCERTS_TEST_PAUSE_AFT
 renderer blocks after the workflow reports that step done), killed with SIGKILL (no cleanup runs), and
 the same command is run again. Convergence: exit 0, the leaves renewed with the CA kept, no operation
 record and no lease left behind, every pod replaced and Ready, and the original PKI in a backup.
+A run killed while rolling back is only finished by the next run, which then stops (exit 19).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 
 from kubectl_vcerts import contract
+from kubectl_vcerts.errors import ExitCode
 from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
+from kubectl_vcerts.rotation.recovery import Operation, Phase, read_record
 from tests.integration.rotation_support import (
     backups,
     decode,
@@ -26,10 +29,29 @@ from tests.integration.rotation_support import (
     start_cli,
     wait_for_pause,
 )
+from tests.support.devcluster import WAITING_REASON_LABEL
 
 pytestmark = pytest.mark.cluster
 
 STEPS = ("lock", "backup", "write", "restart", "wait", "verify")
+
+
+def kill_paused(proc: Any, step: str) -> None:
+    try:
+        wait_for_pause(proc, step)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def backup_operations(session: Any, ns: str, name: str) -> dict[str, str]:
+    return {
+        b.metadata.name: b.metadata.annotations[contract.BACKUP_OPERATION_ANNOTATION]
+        for b in backups(session, ns, name)
+    }
 
 
 def test_rotate_killed_after_each_step_converges_when_run_again(
@@ -68,3 +90,70 @@ def test_rotate_killed_after_each_step_converges_when_run_again(
         assert any(decode(b.data) == before.data for b in backups(kube_session, ns, name)), step
         if step in ("write", "restart", "wait"):
             assert "finished an interrupted run" in again.stdout, step
+
+
+def test_a_rotate_killed_while_rolling_back_is_only_finished_by_the_next_run_which_then_stops(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    vc = make_vcluster(pod_running=False)  # crash-looping pods: the rotate times out and rolls back
+    ns, name, config = vc.namespace, vc.name, kube_cluster.kubeconfig
+    before = snapshot(kube_session, ns, name)
+    proc = start_cli(
+        config, ns, "rotate", name, "--yes", "--force", "--timeout", "4s",
+        env={"VCERTS_TEST_PAUSE_AFTER": "rollback"},
+    )
+    kill_paused(proc, "rollback")
+    killed = snapshot(kube_session, ns, name)
+    record = read_record(killed.annotations, where="NAME-certs")
+    assert record is not None and record.phase is Phase.ROLLBACK and record.operation is Operation.ROTATE
+    assert killed.data == before.data  # the backup was written back before the kill
+    kept = backup_operations(kube_session, ns, name)
+    assert sorted(kept.values()) == [contract.ROLLED_BACK_OPERATION, "rotate"]
+    [pre_operation] = [b for b in backups(kube_session, ns, name) if b.metadata.name == record.backup]
+    assert decode(pre_operation.data) == before.data
+
+    # Whatever kept the pods down is fixed; OnDelete so that only our restart replaces the pods.
+    kube_session.apps.patch_namespaced_stateful_set(
+        name,
+        ns,
+        {
+            "spec": {
+                "updateStrategy": {"type": "OnDelete", "rollingUpdate": None},
+                "template": {"metadata": {"labels": {WAITING_REASON_LABEL: None}}},
+            }
+        },
+    )
+
+    dry = run_cli(config, ns, "rotate", name, "--dry-run", "--force")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith(
+        f"Plan: finish rolling back the interrupted rotate of vCluster {ns}/{name}, then stop"
+    )
+    assert "the rotate you asked for is NOT run now (exit 19)" in dry.stdout
+    assert snapshot(kube_session, ns, name) == killed  # the dry run changed nothing
+
+    again = run_cli(config, ns, "rotate", name, "--yes", "--force", "--timeout", "90s")
+    assert again.returncode == int(ExitCode.ROLLED_BACK), again.stderr  # documented: 19 rolled back
+    assert f"Rolled back the interrupted rotate of vCluster {ns}/{name}" in again.stdout
+    assert f"it runs its previous PKI again, from backup {record.backup}" in again.stdout
+    assert "run the same command again to run it (add --dry-run first to see its plan)" in again.stdout
+    after = snapshot(kube_session, ns, name)
+    assert after.data == before.data == decode(pre_operation.data)  # the pre-operation PKI, unchanged
+    assert contract.OPERATION_ANNOTATION not in after.annotations
+    assert leases(kube_session, ns) == {}
+    assert backup_operations(kube_session, ns, name) == kept  # no new operation: no new backup
+    assert not set(after.pods.values()) & set(killed.pods.values())  # the rollback restarted them
+    assert all(pods_ready(kube_session, ns, name).values())
+
+    third = run_cli(config, ns, "rotate", name, "--yes", "--timeout", "90s")
+    assert third.returncode == 0, third.stderr
+    assert "finished an interrupted run" not in third.stdout
+    final = snapshot(kube_session, ns, name)
+    assert ca_fingerprint(final.data) == ca_fingerprint(before.data)
+    assert final.data["apiserver.crt"] != before.data["apiserver.crt"]
+    assert inspect_pki(final.data, now=datetime.now(UTC)).worst is Status.OK
+    assert contract.OPERATION_ANNOTATION not in final.annotations
+    new = {k: v for k, v in backup_operations(kube_session, ns, name).items() if k not in kept}
+    assert list(new.values()) == ["rotate"]
+    [made] = [b for b in backups(kube_session, ns, name) if b.metadata.name in new]
+    assert decode(made.data) == before.data

@@ -29,6 +29,14 @@ from tests.support.emulator import Emulator
 pytestmark = pytest.mark.cluster
 
 STOPPED = "Kubelet stopped posting node status."
+# A bootstrap token is ID.SECRET; the secret half is a credential and must never reach failure output.
+BOOTSTRAP_TOKEN = re.compile(r"\b([a-z0-9]{6})\.[a-z0-9]{16}\b")
+
+
+def redacted(text: str) -> str:
+    """`text` with the secret half of every bootstrap token replaced by `<secret>` (the ID is kept), for
+    assertions and their messages: a failure then shows the output without the credential."""
+    return BOOTSTRAP_TOKEN.sub(r"\1.<secret>", text)
 
 
 def virtual(kube_session: Any, emulator: Emulator, namespace: str, name: str) -> Any:
@@ -151,13 +159,13 @@ def test_nodes_are_classified_tokens_have_vclusters_shape_and_rotate_ca_refuses_
         # token create: the Secret `vcluster token create` writes, and its join command.
         started = datetime.now(UTC)
         made = plugin(host, vc.namespace, "token", "create", vc.name, "--expires", "2h")
-        assert made.returncode == 0, made.stderr
+        assert made.returncode == 0, redacted(made.stderr)
         match = re.fullmatch(
             r'curl -fsSLk "https://127\.0\.0\.1:\d+/node/join\?token=([a-z0-9]{6})\.'
             r'([a-z0-9]{16})" \| sh -',
             made.stdout.strip(),
         )
-        assert match, made.stdout
+        assert match, redacted(made.stdout)
         token_id, token_secret = match.groups()
         secret = api.core.read_namespaced_secret(f"bootstrap-token-{token_id}", "kube-system")
         data = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}
@@ -167,9 +175,11 @@ def test_nodes_are_classified_tokens_have_vclusters_shape_and_rotate_ca_refuses_
             "vcluster.loft.sh/token-node-type": "worker",
         }
         expiration = datetime.strptime(data.pop("expiration"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        # compared apart, as a bool, so that a failure of either assertion never shows the secret
+        same_secret = data.pop("token-secret", None) == token_secret
+        assert same_secret, "token-secret of the Secret is not the secret of the printed join command"
         assert data == {
             "token-id": token_id,
-            "token-secret": token_secret,
             "usage-bootstrap-signing": "true",
             "usage-bootstrap-authentication": "true",
             "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token",
@@ -178,15 +188,17 @@ def test_nodes_are_classified_tokens_have_vclusters_shape_and_rotate_ca_refuses_
         assert started + timedelta(hours=2) - timedelta(seconds=5) <= expiration
         assert expiration <= datetime.now(UTC) + timedelta(hours=2)
         kubeadm = plugin(host, vc.namespace, "token", "create", vc.name, "--kubeadm")
+        assert kubeadm.returncode == 0, redacted(kubeadm.stderr)
+        joined = redacted(kubeadm.stdout)  # `kubeadm join … --token ID.SECRET …`
         spki = (
             x509.load_pem_x509_certificate(vc.certs["ca.crt"])
             .public_key()
             .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         )
-        assert kubeadm.stdout.strip().endswith(
+        assert joined.strip().endswith(
             f"--discovery-token-ca-cert-hash sha256:{hashlib.sha256(spki).hexdigest()}"
         )
-        assert kubeadm.stdout.startswith("kubeadm join 127.0.0.1:")
+        assert joined.startswith("kubeadm join 127.0.0.1:")
 
         # rotate-ca refuses, names the manual node and the options, and changes nothing.
         before = read_secret(kube_session, vc.namespace, vc.certs_secret)
@@ -252,16 +264,17 @@ def test_delete_manual_nodes_drains_them_before_the_ca_changes_and_prints_join_c
                 "--timeout",
                 "120s",
             )
-        assert done.returncode == 0, done.stderr
-        out = done.stdout
+        assert done.returncode == 0, redacted(done.stderr)
+        out = redacted(done.stdout)  # the join commands hold bootstrap tokens
         assert "node worker-1: cordoned, drained (1 pod(s) evicted)" in out  # `web` went in the first run
         assert "node worker-lost: kubelet stopped posting status; deleted without draining" in out
         token = re.search(r"join token ([a-z0-9]{6}) created", out)
         assert token, out
         for node in ("worker-1", "worker-lost"):
             assert re.search(
+                # <secret> stands for exactly 16 of [a-z0-9] (BOOTSTRAP_TOKEN), as before redaction
                 rf'{node}: curl -fsSLk "https://127\.0\.0\.1:\d+/node/join\?token={token.group(1)}\.'
-                rf'[a-z0-9]{{16}}" \| sh -s -- --force-join --node-name {node}',
+                rf'<secret>" \| sh -s -- --force-join --node-name {node}',
                 out,
             ), out
         assert "--force-join kills the containers running on the node" in out

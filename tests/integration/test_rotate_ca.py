@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
+import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
-from tests.integration.rotation_support import run_cli, snapshot
+from tests.integration.rotation_support import REPO, cli_env, run_cli, snapshot
 
 pytestmark = pytest.mark.cluster
 
@@ -206,3 +210,138 @@ def test_an_expired_ca_is_refused_by_rotate_and_fixed_by_rotate_ca(
     assert result.returncode == 0, result.stderr
     after = snapshot(kube_session, vc.namespace, vc.name)
     assert inspect_pki(after.data, now=datetime.now(UTC)).worst is Status.OK
+
+
+def kubeconfig_file(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    path.chmod(0o600)
+    return path
+
+
+def merged_view(kubectl: Path, chain: str) -> dict[str, Any]:
+    """What the real kubectl makes of KUBECONFIG=chain (`config view --raw`): the reference we match."""
+    out = subprocess.run(
+        [str(kubectl), "config", "view", "--raw", "-o", "json"],
+        capture_output=True, text=True, env={**cli_env(), "KUBECONFIG": chain}, check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    loaded: dict[str, Any] = json.loads(out.stdout)
+    return loaded
+
+
+def by_name(doc: dict[str, Any], section: str, field: str) -> dict[str, dict[str, Any]]:
+    """name -> body of the FIRST entry of that name in one file (the one kubectl reads)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in doc.get(section) or []:
+        out.setdefault(item["name"], item[field])
+    return out
+
+
+def test_update_kubeconfig_fixes_each_stale_entry_in_the_kubeconfig_file_kubectl_reads_it_from(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster()
+    before = snapshot(kube_session, vc.namespace, vc.name)
+    admin = yaml.safe_load(before.data["admin.conf"])
+    old_cluster = {**admin["clusters"][0]["cluster"], "server": "https://localhost:8443"}
+    old_admin = admin["users"][0]["user"]
+    other_ca = base64.b64encode(self_signed_ca("elsewhere")[0]).decode()
+    someone = {"token": "not-a-certificate"}
+
+    host = yaml.safe_load(Path(kube_cluster.kubeconfig).read_text())
+    first = {**host}  # the host context (current) plus a vCluster context, like `vcluster connect`
+    first["clusters"] = [*host["clusters"], {"name": "vc-a", "cluster": old_cluster}]
+    first["users"] = [*host["users"], {"name": "vc-admin", "user": old_admin}]
+    first["contexts"] = [
+        *host["contexts"], {"name": "vc-a", "context": {"cluster": "vc-a", "user": "vc-admin"}}
+    ]
+    second = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "vc-b", "cluster": old_cluster},
+            {  # shadowed: kubectl reads vc-a of the first file
+                "name": "vc-a",
+                "cluster": {"server": "https://shadowed:1", "certificate-authority-data": other_ca},
+            },
+        ],
+        "users": [{"name": "vc-admin", "user": {"token": "shadowed"}}, {"name": "someone", "user": someone}],
+        "contexts": [
+            {"name": "vc-b", "context": {"cluster": "vc-b", "user": "vc-admin"}},  # the user of the 1st file
+            {"name": "vc-b-token", "context": {"cluster": "vc-b", "user": "someone"}},
+        ],
+    }
+    third = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "elsewhere",
+                "cluster": {"server": "https://e:1", "certificate-authority-data": other_ca},
+            }
+        ],
+        "users": [{"name": "e", "user": {"token": "t"}}],
+        "contexts": [{"name": "elsewhere", "context": {"cluster": "elsewhere", "user": "e"}}],
+    }
+    (tmp_path / "a").mkdir()
+    paths = [
+        kubeconfig_file(tmp_path / "a" / "config", first),
+        kubeconfig_file(tmp_path / "second.yaml", second),
+        kubeconfig_file(tmp_path / "third.yaml", third),
+    ]
+    originals = [p.read_bytes() for p in paths]
+    chain = os.pathsep.join(str(p) for p in [*paths, tmp_path / "missing.yaml"])
+    kubectl = kube_cluster.bin_dir / "kubectl"
+
+    def vcerts(*args: str) -> subprocess.CompletedProcess[str]:
+        # no --kubeconfig: the CLI reads KUBECONFIG like kubectl
+        return subprocess.run(
+            [sys.executable, "-m", "kubectl_vcerts", "-n", vc.namespace, *args],
+            capture_output=True, text=True, env=cli_env({"KUBECONFIG": chain}), cwd=REPO, timeout=240,
+            check=False,
+        )
+
+    dry = vcerts("rotate-ca", vc.name, "--dry-run", "--update-kubeconfig")
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        f"vc-a (in {paths[0]}), vc-b (in {paths[1]}), vc-b-token (in {paths[1]})" in dry.stdout
+        and "would update" in dry.stdout
+    )
+    assert [p.read_bytes() for p in paths] == originals
+
+    result = vcerts("rotate-ca", vc.name, "--yes", "--timeout", "90s", "--update-kubeconfig")
+    assert result.returncode == 0, result.stderr
+    assert "updated 3 context(s)" in result.stdout
+    after = snapshot(kube_session, vc.namespace, vc.name)
+    new_admin = yaml.safe_load(after.data["admin.conf"])["users"][0]["user"]
+    new_ca = base64.b64encode(after.data["ca.crt"]).decode()
+
+    # kubectl's merged view: every vCluster context now trusts the new CA with the new admin credentials
+    view = merged_view(kubectl, chain)
+    clusters = by_name(view, "clusters", "cluster")
+    users = by_name(view, "users", "user")
+    assert clusters["vc-a"]["certificate-authority-data"] == new_ca
+    assert clusters["vc-b"]["certificate-authority-data"] == new_ca
+    assert users["vc-admin"]["client-certificate-data"] == new_admin["client-certificate-data"]
+    new_key_in_place = users["vc-admin"]["client-key-data"] == new_admin["client-key-data"]
+    assert new_key_in_place, "vc-admin does not hold the new admin key"
+    assert users["someone"] == someone
+
+    # each entry was changed in the file that defines it; shadowed definitions and the host left alone
+    a, b = (yaml.safe_load(p.read_text()) for p in paths[:2])
+    assert by_name(a, "clusters", "cluster")["vc-a"]["certificate-authority-data"] == new_ca
+    a_users = by_name(a, "users", "user")
+    assert a_users["vc-admin"]["client-certificate-data"] == new_admin["client-certificate-data"]
+    for entry in host["clusters"]:
+        assert by_name(a, "clusters", "cluster")[entry["name"]] == entry["cluster"]
+    assert by_name(b, "clusters", "cluster")["vc-b"]["certificate-authority-data"] == new_ca
+    assert by_name(b, "clusters", "cluster")["vc-a"]["certificate-authority-data"] == other_ca
+    assert by_name(b, "users", "user")["vc-admin"] == {"token": "shadowed"}
+    assert paths[2].read_bytes() == originals[2]  # nothing stale: not rewritten
+    assert not list(tmp_path.glob("third.yaml.bak-*"))  # and not backed up
+    [saved_a] = list(paths[0].parent.glob("config.bak-*"))
+    [saved_b] = list(tmp_path.glob("second.yaml.bak-*"))
+    assert saved_a.read_bytes() == originals[0] and saved_b.read_bytes() == originals[1]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in paths)
+    assert f"{paths[0]} (backup {saved_a})" in result.stdout
+    assert f"{paths[1]} (backup {saved_b})" in result.stdout

@@ -16,8 +16,8 @@ import pytest
 from kubectl_vcerts import __version__
 from kubectl_vcerts.cli import app as app_module
 from kubectl_vcerts.cli.app import COMMANDS, run
-from kubectl_vcerts.cli.flags import hoist_global_flags, parse_request_timeout
 from kubectl_vcerts.cli.deps import Deps
+from kubectl_vcerts.cli.flags import hoist_global_flags, parse_request_timeout
 from kubectl_vcerts.errors import ExitCode, UsageError
 from kubectl_vcerts.kube import discovery
 from kubectl_vcerts.kube.client import KubeTarget

@@ -71,3 +71,18 @@ def test_ca_fingerprint_reads_the_first_certificate_and_refuses_a_missing_ca() -
         ca_fingerprint({})
     with pytest.raises(InvalidPkiError, match=r"ca\.crt"):
         ca_fingerprint({"ca.crt": b"junk"})
+
+
+def test_every_public_name_of_the_pki_package_resolves_to_its_home_module() -> None:
+    """pki/__init__ loads its submodules on first use (PEP 562); each name in __all__ must resolve,
+    and an unknown one must still be an AttributeError."""
+    import importlib
+
+    import kubectl_vcerts.pki as pki
+
+    for name in pki.__all__:
+        value = getattr(pki, name)
+        assert getattr(importlib.import_module(f"kubectl_vcerts.pki.{pki._HOME[name]}"), name) is value
+    assert set(pki.__all__) == set(pki._HOME) <= set(dir(pki))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        pki.no_such_name  # noqa: B018 - the attribute access is the test

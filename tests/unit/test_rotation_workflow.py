@@ -24,10 +24,10 @@ from kubectl_vcerts.errors import (
 )
 from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
 from kubectl_vcerts.rotation.model import Distro, VCluster
-from kubectl_vcerts.rotation.plan import resolve_backup
+from kubectl_vcerts.rotation.plan import RotationPlan, resolve_backup
 from kubectl_vcerts.rotation.ports import CaChange, ProgressEvent
-from kubectl_vcerts.rotation.recovery import Operation, RestartMode, read_record
-from kubectl_vcerts.rotation.workflow import OperationRequest, Ports, Workflow
+from kubectl_vcerts.rotation.recovery import Operation, Phase, RestartMode, read_record
+from kubectl_vcerts.rotation.workflow import OperationRequest, Ports, Workflow, stops_after_rollback
 from tests.unit.rotation_fakes import FakeClock, FakeCluster, Killed, make_vcluster, pki_data
 
 HOLDER = "alice@laptop:4242 rotate"
@@ -428,6 +428,89 @@ def test_a_run_killed_after_any_step_converges_when_run_again(step: str) -> None
     if step in ("write", "restart", "wait"):
         assert report.plan.resume is not None  # finished the recorded run instead of a second rotation
         assert len(cluster.backups) == 1
+
+
+def kill_during_rollback(cluster: FakeCluster, operation: Operation) -> None:
+    """Run `operation` on pods that never come back and kill it once the backup is written back."""
+
+    def kill_at(event: ProgressEvent) -> None:
+        if event.done and event.step == "rollback":
+            cluster.kill()
+            raise Killed
+
+    wf, _clock = workflow(cluster, progress=kill_at)
+    with pytest.raises(Killed):
+        wf.run(cluster.vcluster, request(operation, timeout=timedelta(seconds=10), force=True))
+    cluster.revive()
+    cluster.come_back = True  # whatever kept the pods down is fixed before the re-run
+
+
+@pytest.mark.parametrize(
+    ("interrupted", "rerun"),
+    [
+        (Operation.ROTATE, Operation.ROTATE),
+        (Operation.ROTATE_CA, Operation.ROTATE_CA),
+        (Operation.ROTATE_CA, Operation.ROTATE),
+    ],
+    ids=[
+        "a rotate killed while rolling back is finished by the next rotate, which then stops",
+        "a rotate-ca killed while rolling back is finished by the next rotate-ca, which then stops",
+        "a rotate-ca killed while rolling back is finished by a rotate, which then stops",
+    ],
+)
+def test_a_run_killed_during_its_rollback_is_finished_and_no_new_operation_is_run(
+    interrupted: Operation, rerun: Operation
+) -> None:
+    cluster = cluster_for(make_vcluster(replicas=2, etcd=1), come_back=False)
+    original = cluster.snapshot()
+    kill_during_rollback(cluster, interrupted)
+    record = read_record(cluster.annotations, where="test")
+    assert record is not None and record.phase is Phase.ROLLBACK
+    assert cluster.data == original  # the backup is already written back
+    backups_before, writes_before = set(cluster.backups), cluster.events.count("write")
+
+    wf, _clock = workflow(cluster, dead=True)
+    vc = cluster.refresh(cluster.vcluster)
+    dry = wf.run(vc, request(rerun, dry_run=True, force=True))
+    assert stops_after_rollback(dry.plan) and not dry.applied
+    assert any("NOT run" in note for note in dry.plan.notes)
+
+    shown: list[bool] = []
+
+    def confirm(plan: RotationPlan) -> bool:
+        shown.append(stops_after_rollback(plan))
+        return True
+
+    report = wf.run(vc, request(rerun, force=True), confirm=confirm)
+    assert shown == [True]  # what the user confirmed is the plan that stops after the rollback
+    assert report.applied and stops_after_rollback(report.plan)
+    assert report.backup == record.backup and report.final_ca_fingerprint == ca_fingerprint(original)
+    assert cluster.data == original
+    assert set(cluster.backups) == backups_before  # no backup: no operation was started
+    assert cluster.events.count("write") == writes_before + 1  # only the operation record was removed
+    assert contract.OPERATION_ANNOTATION not in cluster.annotations and cluster.leases == {}
+    assert all(uid.endswith("-new") for uid in cluster.pod_uids().values())
+    assert sorted(report.restarted) == ["vc-0", "vc-1", "vc-etcd-0"]
+
+    wf3, clock3 = workflow(cluster)
+    clock3.t += timedelta(seconds=30)
+    again = wf3.run(cluster.refresh(cluster.vcluster), request(rerun))
+    assert again.applied and not stops_after_rollback(again.plan) and again.plan.resume is None
+    assert cluster.data["apiserver.crt"] != original["apiserver.crt"]
+    assert len(set(cluster.backups) - backups_before) == 1
+
+
+def test_no_restart_still_restarts_to_finish_an_interrupted_rollback_and_the_plan_says_so() -> None:
+    cluster = cluster_for(make_vcluster(), come_back=False)
+    original = cluster.snapshot()
+    kill_during_rollback(cluster, Operation.ROTATE)
+    wf, _clock = workflow(cluster, dead=True)
+    vc = cluster.refresh(cluster.vcluster)
+    report = wf.run(vc, request(force=True, restart=False))
+    assert stops_after_rollback(report.plan) and report.plan.restart and report.pending_restart == ()
+    assert any("--no-restart does not apply" in note for note in report.plan.notes)
+    assert report.restarted == ("vc-0",) and cluster.pod_uids()["vc-0"].endswith("-new")
+    assert cluster.data == original and contract.OPERATION_ANNOTATION not in cluster.annotations
 
 
 def test_an_interrupted_rotate_ca_blocks_a_different_operation_until_finished() -> None:
