@@ -127,16 +127,17 @@ class KubeRotationPorts:
 
     # PodPort
     def list_pods(self, vcluster: VCluster) -> tuple[tuple[PodState, ...], tuple[PodState, ...]]:
-        release = f"{contract.RELEASE_LABEL}={vcluster.name}"
-        control = pods.list_pods(
-            self.session, namespace=vcluster.namespace, selector=f"{contract.VCLUSTER_SELECTOR},{release}"
-        )
-        etcd = pods.list_pods(
+        # One request for both groups (the wait loop calls this every poll): `app in (vcluster,
+        # vcluster-etcd),release=NAME` selects exactly the union of the two equality selectors.
+        app = contract.VCLUSTER_APP_LABEL
+        grouped = pods.list_pods_by_label(
             self.session,
             namespace=vcluster.namespace,
-            selector=f"{contract.VCLUSTER_APP_LABEL}={contract.ETCD_APP_VALUE},{release}",
+            selector=f"{app} in ({contract.VCLUSTER_APP_VALUE},{contract.ETCD_APP_VALUE}),"
+            f"{contract.RELEASE_LABEL}={vcluster.name}",
+            label=app,
         )
-        return control, etcd
+        return grouped.get(contract.VCLUSTER_APP_VALUE, ()), grouped.get(contract.ETCD_APP_VALUE, ())
 
     def delete_pod(self, namespace: str, name: str, *, uid: str) -> None:
         pods.delete_pod(self.session, namespace=namespace, name=name, uid=uid)

@@ -5,7 +5,7 @@ kubeadm writes one cluster, one user and one context with embedded ``certificate
 at (or the only ones) and replace only those three values, keeping server, names and every other
 field.
 
-Imports only the standard library, ``cryptography`` (via parse) and PyYAML.
+Imports only the standard library, ``cryptography`` (via parse), kubeyaml and PyYAML (lazily, to write).
 """
 
 from __future__ import annotations
@@ -15,12 +15,7 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import yaml
-
-# libyaml's loader/dumper when PyYAML was built with it: parsing kubeconfigs is most of the cost of
-# inspecting a PKI, and `check -A` inspects hundreds.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+from kubectl_vcerts import kubeyaml
 
 
 @dataclass(frozen=True)
@@ -76,9 +71,10 @@ def _b64(section: dict[str, Any], key: str) -> bytes:
 
 
 def _load(raw: bytes) -> Any:
+    # kubeyaml parses kubeadm's kubeconfigs without importing PyYAML (which `check` would pay for).
     try:
-        return yaml.load(raw, Loader=_Loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
+        return kubeyaml.load(raw)
+    except kubeyaml.YamlError as exc:
         raise ValueError("not YAML") from exc
 
 
@@ -105,4 +101,7 @@ def replace_credentials(raw: bytes, *, client_cert_pem: bytes, client_key_pem: b
     user["client-key-data"] = base64.b64encode(client_key_pem).decode()
     if ca_pem is not None:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False).encode()
+    import yaml  # only when writing: `check` never does
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter when PyYAML has it
+    return yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False).encode()

@@ -9,25 +9,37 @@ expired leaves and even an expired CA (the signature is still valid; restoring t
 Validity must outlive vCluster's start-up renewal window (<= 90 days, vCluster >= 0.33) unless
 ``allow_short``. Kubeconfig client certificates get NotBefore = their CA's NotBefore, as kubeadm does.
 
+The new keys are generated on a few threads while the CA keys are loaded and the certificates are
+built (:class:`kubectl_vcerts.pki.issue.KeyPool`); everything else runs in catalogue order, so the
+result and the first error are those of doing it one by one.
+
 Imports only the standard library, ``cryptography``, PyYAML, kubectl_vcerts.errors and sibling pki
 modules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cryptography import x509
 
 from kubectl_vcerts.errors import InvalidInputError, InvalidPkiError
-from kubectl_vcerts.pki.catalogue import KUBECONFIGS, LEAVES, CatalogueEntry
+from kubectl_vcerts.pki.catalogue import KUBECONFIGS, LEAVES, CatalogueEntry, Kind
 from kubectl_vcerts.pki.change import EntryChange, PkiChange
-from kubectl_vcerts.pki.issue import renew
+from kubectl_vcerts.pki.issue import KeyPool, renew
 from kubectl_vcerts.pki.kubeconfig import parse_kubeconfig, replace_credentials
 from kubectl_vcerts.pki.layout import ca_fingerprint, serving_ca_key
-from kubectl_vcerts.pki.parse import PrivateKey, cert_pem, first_certificate, key_pem, load_private_key
+from kubectl_vcerts.pki.parse import (
+    PrivateKey,
+    cert_pem,
+    first_certificate,
+    key_pem,
+    load_private_key,
+    public_key_of,
+)
 
 RENEWAL_THRESHOLD = timedelta(days=90)  # contract.VCLUSTER_RENEWAL_THRESHOLD_DAYS
 _HINT = "restore a complete PKI (`kubectl vcerts restore`) or create a new one (`kubectl vcerts rotate-ca`)"
@@ -84,34 +96,88 @@ def issuer_of(item: CatalogueEntry, serving_ca: str) -> str:
     return serving_ca if item.path == "apiserver.crt" else str(item.issuer)
 
 
-def reissue_leaves(source: Mapping[str, bytes], signers: Mapping[str, Signer], *, now: datetime,
-                   validity: timedelta, serving_ca: str, serving_ca_pem: bytes | None) -> dict[str, bytes]:
-    """New leaves and kubeconfig credentials cloned from ``source``, signed by ``signers`` (by the
-    secret key of the CA each catalogue entry names). ``serving_ca_pem`` replaces kubeconfig CA data."""
-    out: dict[str, bytes] = {}
-    for item in LEAVES:
-        signer = signers[issuer_of(item, serving_ca)]
-        old = require_certificate(source, item.secret_key)
-        cert, key = renew(old, signer=signer.key, issuer=signer.certificate, now=now, validity=validity)
-        out[item.secret_key] = cert_pem(cert)
-        out[str(item.pair)] = key_pem(key, like=source.get(str(item.pair)))
-    for item in KUBECONFIGS:
-        raw = source.get(item.secret_key)
-        if not raw:
-            raise InvalidPkiError(f"{item.secret_key} is missing from the PKI; its profile cannot be cloned",
-                                  hint=_HINT)
+@dataclass(frozen=True)
+class LeafSource:
+    """One leaf or kubeconfig entry read ahead of its re-issue: the certificate it is cloned from and its
+    new key, being generated (None: generate it in its turn)."""
+
+    item: CatalogueEntry
+    old: x509.Certificate
+    old_key_pem: bytes | None = field(default=None, repr=False)  # the key replaced: serialise alike
+    kubeconfig: bytes | None = field(default=None, repr=False)  # the whole file, for kubeconfig entries
+    key: Future[PrivateKey] | None = field(default=None, repr=False)
+
+
+def _read_leaf(source: Mapping[str, bytes], item: CatalogueEntry) -> LeafSource:
+    if item.kind is not Kind.KUBECONFIG:
+        return LeafSource(item, require_certificate(source, item.secret_key),
+                          old_key_pem=source.get(str(item.pair)))
+    raw = source.get(item.secret_key)
+    if not raw:
+        raise InvalidPkiError(f"{item.secret_key} is missing from the PKI; its profile cannot be cloned",
+                              hint=_HINT)
+    try:
+        parts = parse_kubeconfig(raw)
+        old = first_certificate(parts.client_cert_pem)
+    except ValueError as exc:
+        raise InvalidPkiError(f"{item.secret_key} is not a usable kubeconfig ({exc})", hint=_HINT) from exc
+    return LeafSource(item, old, old_key_pem=parts.client_key_pem, kubeconfig=raw)
+
+
+def read_leaves(source: Mapping[str, bytes], keys: KeyPool) -> tuple[LeafSource | InvalidPkiError, ...]:
+    """Every leaf, then every kubeconfig, in catalogue order, each with its new key submitted to ``keys``.
+
+    The first entry that cannot be read ends the tuple as its error, which ``reissue_leaves`` raises in
+    its turn (so errors come in the order the one-by-one code raised them, after the earlier entries'
+    own). A key that cannot be generated is not an error here: ``Future.result()`` raises it in its turn.
+    """
+    out: list[LeafSource | InvalidPkiError] = []
+    for item in (*LEAVES, *KUBECONFIGS):
         try:
-            parts = parse_kubeconfig(raw)
-            old = first_certificate(parts.client_cert_pem)
-        except ValueError as exc:
-            raise InvalidPkiError(f"{item.secret_key} is not a usable kubeconfig ({exc})",
-                                  hint=_HINT) from exc
-        signer = signers[str(item.issuer)]
-        cert, key = renew(old, signer=signer.key, issuer=signer.certificate, now=now, validity=validity,
-                          not_before=signer.certificate.not_valid_before_utc)
-        out[item.secret_key] = replace_credentials(raw, client_cert_pem=cert_pem(cert),
-                                                   client_key_pem=key_pem(key, like=parts.client_key_pem),
-                                                   ca_pem=serving_ca_pem)
+            read = _read_leaf(source, item)
+        except InvalidPkiError as exc:
+            out.append(exc)
+            break
+        try:
+            public = public_key_of(read.old)
+        except ValueError:
+            out.append(read)  # unsupported key type: renew() raises it in its turn, as it always did
+            break
+        out.append(replace(read, key=keys.submit(public)))
+    return tuple(out)
+
+
+def reissue_leaves(source: Mapping[str, bytes], signers: Mapping[str, Signer], *, now: datetime,
+                   validity: timedelta, serving_ca: str, serving_ca_pem: bytes | None,
+                   leaves: Sequence[LeafSource | InvalidPkiError] | None = None) -> dict[str, bytes]:
+    """New leaves and kubeconfig credentials cloned from ``source``, signed by ``signers`` (by the
+    secret key of the CA each catalogue entry names). ``serving_ca_pem`` replaces kubeconfig CA data.
+
+    ``leaves`` is ``read_leaves(source, pool)`` when the caller started the new keys earlier, to overlap
+    them with its own work; without it they are read and started here."""
+    if leaves is None:
+        with KeyPool() as pool:
+            return reissue_leaves(source, signers, now=now, validity=validity, serving_ca=serving_ca,
+                                  serving_ca_pem=serving_ca_pem, leaves=read_leaves(source, pool))
+    out: dict[str, bytes] = {}
+    for read in leaves:
+        if isinstance(read, InvalidPkiError):
+            raise read
+        item = read.item
+        key = None if read.key is None else read.key.result()
+        if read.kubeconfig is None:
+            signer = signers[issuer_of(item, serving_ca)]
+            cert, key = renew(read.old, signer=signer.key, issuer=signer.certificate, now=now,
+                              validity=validity, key=key)
+            out[item.secret_key] = cert_pem(cert)
+            out[str(item.pair)] = key_pem(key, like=read.old_key_pem)
+        else:
+            signer = signers[str(item.issuer)]
+            cert, key = renew(read.old, signer=signer.key, issuer=signer.certificate, now=now,
+                              validity=validity, not_before=signer.certificate.not_valid_before_utc, key=key)
+            out[item.secret_key] = replace_credentials(read.kubeconfig, client_cert_pem=cert_pem(cert),
+                                                       client_key_pem=key_pem(key, like=read.old_key_pem),
+                                                       ca_pem=serving_ca_pem)
     return out
 
 
@@ -145,9 +211,11 @@ def renew_leaves(data: Mapping[str, bytes], *, now: datetime, validity: timedelt
     check_validity(validity, allow_short=allow_short)
     serving_ca = serving_ca_key(data)
     needed = {issuer_of(item, serving_ca) for item in (*LEAVES, *KUBECONFIGS)}
-    signers = {key: load_signer(data, key) for key in sorted(needed)}
-    renewed = reissue_leaves(data, signers, now=now, validity=validity, serving_ca=serving_ca,
-                             serving_ca_pem=None)
+    with KeyPool() as pool:
+        leaves = read_leaves(data, pool)  # the new keys are generated while the CA keys load
+        signers = {key: load_signer(data, key) for key in sorted(needed)}
+        renewed = reissue_leaves(data, signers, now=now, validity=validity, serving_ca=serving_ca,
+                                 serving_ca_pem=None, leaves=leaves)
     new = {**data, **renewed}
     return PkiChange(data=new, changes=describe_changes(data, new, dict.fromkeys(renewed, "renewed")),
                      ca_fingerprint=ca_fingerprint(new))

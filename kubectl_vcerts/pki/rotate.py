@@ -16,6 +16,10 @@ client certificates inside the virtual cluster, a decision the user did not ask 
 user chose one CA for everything, so the supplied CA becomes ca.*, server-ca.* and client-ca.* (no
 split; the k3s annotation left on the secret is then harmless, as no copy differs).
 
+Every new key (CAs and leaves) is independent of the others: all are started at once on a few threads
+(:class:`kubectl_vcerts.pki.issue.KeyPool`) and taken in the order the one-by-one code made them, so
+the result and the first error are the same.
+
 Imports only the standard library, ``cryptography``, PyYAML, kubectl_vcerts.errors and sibling pki
 modules.
 """
@@ -23,28 +27,59 @@ modules.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cryptography import x509
+
+from kubectl_vcerts.errors import InvalidPkiError
 from kubectl_vcerts.pki.byo import CaMaterial
 from kubectl_vcerts.pki.change import PkiChange
-from kubectl_vcerts.pki.issue import BACKDATE, clone_certificate, new_key_like
+from kubectl_vcerts.pki.issue import BACKDATE, KeyPool, clone_certificate, new_key_like
 from kubectl_vcerts.pki.layout import ca_fingerprint, is_split
-from kubectl_vcerts.pki.parse import cert_pem, key_pem, public_key_of
+from kubectl_vcerts.pki.parse import PrivateKey, cert_pem, key_pem, public_key_of
 from kubectl_vcerts.pki.renew import (
+    LeafSource,
     Signer,
     check_validity,
     describe_changes,
+    read_leaves,
     reissue_leaves,
     require_certificate,
 )
 
 
-def _new_ca(data: Mapping[str, bytes], cert_key: str, *, now: datetime, validity: timedelta) -> Signer:
-    old = require_certificate(data, cert_key)
-    key = new_key_like(public_key_of(old))
-    cert = clone_certificate(old, public_key=key.public_key(), signer=key, issuer=None,
+@dataclass(frozen=True)
+class _CaSource:
+    """A CA read ahead of its replacement: the certificate to clone and its new key, being generated
+    (None: generate it in its turn — its key type is unsupported and that raises there)."""
+
+    cert_key: str
+    old: x509.Certificate
+    key: Future[PrivateKey] | None = field(default=None, repr=False)
+
+
+def _read_ca(data: Mapping[str, bytes], cert_key: str, keys: KeyPool) -> _CaSource | InvalidPkiError:
+    """The CA to clone with its new key started, or the error its replacement raises in its turn."""
+    try:
+        old = require_certificate(data, cert_key)
+    except InvalidPkiError as exc:
+        return exc
+    try:
+        public = public_key_of(old)
+    except ValueError:
+        return _CaSource(cert_key, old)
+    return _CaSource(cert_key, old, keys.submit(public))
+
+
+def _new_ca(read: _CaSource | InvalidPkiError, *, now: datetime, validity: timedelta) -> Signer:
+    if isinstance(read, InvalidPkiError):
+        raise read
+    key = new_key_like(public_key_of(read.old)) if read.key is None else read.key.result()
+    cert = clone_certificate(read.old, public_key=key.public_key(), signer=key, issuer=None,
                              not_before=now - BACKDATE, not_after=now + validity)
-    return Signer(cert_key, cert, key)
+    return Signer(read.cert_key, cert, key)
 
 
 def rotate_ca(data: Mapping[str, bytes], *, now: datetime, ca_validity: timedelta = timedelta(days=3650),
@@ -54,17 +89,31 @@ def rotate_ca(data: Mapping[str, bytes], *, now: datetime, ca_validity: timedelt
     check_validity(leaf_validity, allow_short=allow_short)
     check_validity(ca_validity, allow_short=allow_short, what="CA validity")
     split = is_split(data) and byo_ca is None
+    with KeyPool() as pool:
+        generated = (*(() if byo_ca is not None else ("ca.crt",)), "front-proxy-ca.crt", "etcd-ca.crt",
+                     *(("server-ca.crt",) if split else ()))
+        cas = {cert_key: _read_ca(data, cert_key, pool) for cert_key in generated}
+        # the leaves' keys too, unless a CA already fails (then no leaf is reached)
+        leaves = read_leaves(data, pool) if all(isinstance(r, _CaSource) for r in cas.values()) else None
+        return _rotate(data, cas, leaves, now=now, ca_validity=ca_validity, leaf_validity=leaf_validity,
+                       byo_ca=byo_ca, split=split)
+
+
+def _rotate(data: Mapping[str, bytes], cas: Mapping[str, _CaSource | InvalidPkiError],
+            leaves: tuple[LeafSource | InvalidPkiError, ...] | None, *, now: datetime, ca_validity: timedelta,
+            leaf_validity: timedelta, byo_ca: CaMaterial | None, split: bool) -> PkiChange:
+    """rotate_ca with its CAs (and leaves, when every CA could be read) read and their keys started."""
     if byo_ca is not None:
         ca = Signer("ca.crt", byo_ca.certificate, byo_ca.key)
         ca_crt = byo_ca.bundle_pem
     else:
-        ca = _new_ca(data, "ca.crt", now=now, validity=ca_validity)
+        ca = _new_ca(cas["ca.crt"], now=now, validity=ca_validity)
         ca_crt = cert_pem(ca.certificate)
     ca_key = key_pem(ca.key, like=data.get("ca.key"))
     signers = {
         "ca.crt": ca,
-        "front-proxy-ca.crt": _new_ca(data, "front-proxy-ca.crt", now=now, validity=ca_validity),
-        "etcd-ca.crt": _new_ca(data, "etcd-ca.crt", now=now, validity=ca_validity),
+        "front-proxy-ca.crt": _new_ca(cas["front-proxy-ca.crt"], now=now, validity=ca_validity),
+        "etcd-ca.crt": _new_ca(cas["etcd-ca.crt"], now=now, validity=ca_validity),
     }
     ca_action = "byo-ca" if byo_ca is not None else "new-ca"
     new: dict[str, bytes] = {**data, "ca.crt": ca_crt, "ca.key": ca_key}
@@ -78,7 +127,7 @@ def rotate_ca(data: Mapping[str, bytes], *, now: datetime, ca_validity: timedelt
     new["client-ca.crt"], new["client-ca.key"] = first_ca, ca_key
     actions["client-ca.crt"] = actions["client-ca.key"] = "copied"
     if split:
-        server = _new_ca(data, "server-ca.crt", now=now, validity=ca_validity)
+        server = _new_ca(cas["server-ca.crt"], now=now, validity=ca_validity)
         signers["server-ca.crt"] = server
         new["server-ca.crt"] = cert_pem(server.certificate)
         new["server-ca.key"] = key_pem(server.key, like=data.get("server-ca.key"))
@@ -88,9 +137,10 @@ def rotate_ca(data: Mapping[str, bytes], *, now: datetime, ca_validity: timedelt
         new["server-ca.crt"], new["server-ca.key"] = first_ca, ca_key
         actions["server-ca.crt"] = actions["server-ca.key"] = "copied"
         serving_ca_pem = first_ca
-    leaves = reissue_leaves(data, signers, now=now, validity=leaf_validity,
-                            serving_ca="server-ca.crt" if split else "ca.crt", serving_ca_pem=serving_ca_pem)
-    new.update(leaves)
-    actions.update(dict.fromkeys(leaves, "reissued"))
+    reissued = reissue_leaves(data, signers, now=now, validity=leaf_validity,
+                              serving_ca="server-ca.crt" if split else "ca.crt",
+                              serving_ca_pem=serving_ca_pem, leaves=leaves)
+    new.update(reissued)
+    actions.update(dict.fromkeys(reissued, "reissued"))
     return PkiChange(data=new, changes=describe_changes(data, new, actions),
                      ca_fingerprint=ca_fingerprint(new))

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ForbiddenError, NotFoundError
 from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster, WorkloadKind
-from kubectl_vcerts.rotation.ports import ListedPod, SecretObject, VClusterReader, WorkloadRecord
+
+if TYPE_CHECKING:  # annotations only (check starts faster without the ports)
+    from kubectl_vcerts.rotation.ports import VClusterReader
+    from kubectl_vcerts.rotation.records import ListedPod, SecretObject, WorkloadRecord
 
 # vCluster's status strings (pkg/cli/find: type Status string).
 STATUS_RUNNING = "Running"
@@ -64,13 +67,12 @@ def config_facts(config: SecretObject | None) -> ConfigFacts:
     """
     if config is None:
         return ConfigFacts()
-    import yaml
+    from kubectl_vcerts import kubeyaml  # parses Helm's config.yaml without importing PyYAML
 
     store_annotation = config.annotations.get(contract.STORE_ANNOTATION, "")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
     try:
-        values = yaml.load(config.data.get(contract.CONFIG_SECRET_KEY, b"") or b"", Loader=loader)  # noqa: S506
-    except yaml.YAMLError:
+        values = kubeyaml.load(config.data.get(contract.CONFIG_SECRET_KEY, b"") or b"")
+    except kubeyaml.YamlError:
         values = None
     if not isinstance(values, Mapping):
         store = BackingStore(store_annotation) if store_annotation in set(BackingStore) else None
