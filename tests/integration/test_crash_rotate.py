@@ -64,14 +64,7 @@ def test_rotate_killed_after_each_step_converges_when_run_again(
         proc = start_cli(
             config, ns, "rotate", name, "--yes", "--timeout", "90s", env={"VCERTS_TEST_PAUSE_AFTER": step}
         )
-        try:
-            wait_for_pause(proc, step)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            assert proc.stdout is not None and proc.stderr is not None
-            proc.stdout.close()
-            proc.stderr.close()
+        kill_paused(proc, step)
         held = leases(kube_session, ns)
         assert contract.lock_lease_name(name) in held, step  # the killed run left its lock behind
         if step in ("write", "restart", "wait"):
