@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     TIMEOUT = 18  # the vCluster did not come back in time (rolled back unless --no-rollback)
     ROLLED_BACK = 19  # the operation failed and the previous PKI was put back
     ABORTED = 20  # the user declined the confirmation
+    UNTRUSTED = 21  # the API server's certificate failed verification (CA, host name, validity)
 
 
 class VcertsError(Exception):
@@ -88,6 +89,14 @@ class ForbiddenError(VcertsError):
 class UnreachableError(VcertsError):
     exit_code = ExitCode.UNREACHABLE
     default_hint = "check --kubeconfig/--context and that the API server is up"
+
+
+class UntrustedServerError(VcertsError):
+    """The server's TLS certificate failed verification: never retried, as kubectl never accepts it."""
+
+    exit_code = ExitCode.UNTRUSTED
+    default_hint = ("check the server address and certificate-authority(-data) of the context "
+                    "(`kubectl config view --minify`); kubectl refuses this server too")
 
 
 class ApiError(VcertsError):

@@ -196,10 +196,16 @@ def version(
 # --------------------------------------------------------------------------------- entry points
 
 
+def click_error_type() -> type[Exception]:
+    """click's ClickException, the base of every usage error the parser raises.
+
+    typer vendors click in a private module and exports this class only through its public subclass
+    `typer.BadParameter`, so it is found there instead of imported from a private path."""
+    return next(base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException")
+
+
 def run(argv: Sequence[str] | None = None, *, obj: Any = None) -> int:
     """Run the command line and return the exit code (everything is caught and rendered here)."""
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
-    from typer.exceptions import Abort
 
     args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
     head = args[: args.index("--")] if "--" in args else args
@@ -210,15 +216,16 @@ def run(argv: Sequence[str] | None = None, *, obj: Any = None) -> int:
         result = app(args=args, prog_name=EXECUTABLE if completion else "kubectl vcerts",
                      complete_var=COMPLETE_VAR, standalone_mode=False, obj=obj)
         return int(result) if isinstance(result, int) else 0
-    except NoArgsIsHelpError as exc:
-        exc.show()
-        return int(ExitCode.USAGE)
-    except ClickException as exc:
-        context = getattr(exc, "ctx", None)
-        path = context.command_path if context is not None else "kubectl vcerts"
-        print_error(exc.format_message(), f"see `{path} --help`")
-        return int(ExitCode.USAGE)
-    except Abort:
+    except typer.Abort:
         return report_failure(KeyboardInterrupt(), verbose=verbose)
+    except click_error_type() as exc:
+        error: Any = exc  # a click exception: show(), format_message(), ctx
+        if type(error).__name__ == "NoArgsIsHelpError":  # `kubectl vcerts` alone: the help, exit 2
+            error.show()
+            return int(ExitCode.USAGE)
+        context = getattr(error, "ctx", None)
+        path = context.command_path if context is not None else "kubectl vcerts"
+        print_error(error.format_message(), f"see `{path} --help`")
+        return int(ExitCode.USAGE)
     except (Exception, KeyboardInterrupt) as exc:
         return report_failure(exc, verbose=verbose)

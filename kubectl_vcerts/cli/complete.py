@@ -34,23 +34,41 @@ def kubectl_complete() -> None:
 
     kubectl passes the words after `vcerts`, the last one being the word to complete (maybe empty), and
     reads one candidate per line followed by cobra's directive line (":4" = do not complete file names).
+    The candidates come from typer's own shell-completion protocol (the variables bash sets: the
+    instruction in COMPLETE_VAR, COMP_WORDS and COMP_CWORD), its public interface.
     """
+    import contextlib
+    import io
+    import os
+    import shlex
     import sys
 
-    from typer._completion_classes import BashComplete
-
-    from kubectl_vcerts.cli.app import app
+    from kubectl_vcerts.cli.app import EXECUTABLE, app
     from kubectl_vcerts.cli.flags import COMPLETE_VAR, hoist_global_flags
 
     words = sys.argv[1:]
     incomplete = words[-1] if words else ""
     args = hoist_global_flags(words[:-1])
+    protocol = {
+        COMPLETE_VAR: "complete_bash",  # any shell: we format the candidates ourselves
+        "COMP_WORDS": shlex.join([EXECUTABLE, *args, incomplete]),
+        "COMP_CWORD": str(len(args) + 1),
+    }
+    saved = {name: os.environ.get(name) for name in protocol}
+    printed = io.StringIO()
     try:
-        command = typer.main.get_command(app)
-        completer = BashComplete(command, {}, "kubectl vcerts", COMPLETE_VAR)  # any shell: we format
-        candidates = [item.value for item in completer.get_completions(args, incomplete)]
+        os.environ.update(protocol)
+        with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
+            app(args=[], prog_name=EXECUTABLE, complete_var=COMPLETE_VAR)
     except Exception:
-        candidates = []
-    for value in candidates:
-        print(value)
+        printed = io.StringIO()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    for value in printed.getvalue().splitlines():
+        if value:
+            print(value)
     print(":4")

@@ -46,31 +46,20 @@ from kubectl_vcerts.rotation.recovery import Operation
 from kubectl_vcerts.rotation.workflow import OperationReport
 
 if TYPE_CHECKING:
+    from kubectl_vcerts.kube.kubeconfig import Kubeconfig
     from kubectl_vcerts.rotation.trust import TrustedContext
 
 
-def user_kubeconfig_paths(deps: Deps) -> list[Path]:
-    """The files kubectl reads, in precedence order: --kubeconfig alone, else the existing $KUBECONFIG
-    entries, else ~/.kube/config (see trust.kubeconfig_chain)."""
-    from kubectl_vcerts.rotation.trust import kubeconfig_chain
+def user_kubeconfig(deps: Deps) -> Kubeconfig:
+    """The user's kubeconfig files as kubectl reads and merges them (kube/kubeconfig.py): --kubeconfig
+    alone, else the existing $KUBECONFIG entries, else ~/.kube/config."""
+    from kubectl_vcerts.kube.kubeconfig import load_user_kubeconfig
 
-    return kubeconfig_chain(
-        deps.target.kubeconfig, os.environ.get("KUBECONFIG"), home=Path.home(), exists=Path.exists
-    )
+    return load_user_kubeconfig(deps.target.kubeconfig)
 
 
-def _load_kubeconfigs(paths: list[Path]) -> list[dict[str, Any]]:
-    from kubectl_vcerts.rotation import trust
-
-    docs: list[dict[str, Any]] = []
-    for path in paths:
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise InvalidInputError(f"cannot read {path}: {exc.strerror}", hint="check the path") from exc
-        # an empty file in $KUBECONFIG is an empty config to kubectl, not an error
-        docs.append(trust.load_kubeconfig(text, where=str(path)) if text.strip() else {})
-    return docs
+def _documents(config: Kubeconfig) -> list[dict[str, Any]]:
+    return [dict(doc) for doc in config.documents]
 
 
 def _contexts_where(stale: Sequence[TrustedContext], paths: list[Path]) -> str:
@@ -114,12 +103,13 @@ def kubeconfig_follow_up(
             f"  - wrote a new admin kubeconfig to {kubeconfig_out} "
             f"(mode 0600, server {server or 'from admin.conf'})"
         )
-    paths = user_kubeconfig_paths(deps)
+    config = user_kubeconfig(deps)
+    paths = list(config.files)
     old_data = None
     if report.backup:
         old_data = read_backup(deps.session(), namespace=vc.namespace, name=report.backup).data
     if old_data and paths:
-        docs = _load_kubeconfigs(paths)
+        docs = _documents(config)
         old_cert, _old_key = trust.admin_client_cert(old_data)
         stale = trust.contexts_trusting_merged(docs, trust.old_trust_anchors(old_data), old_cert)
         if stale and update_kubeconfig:
@@ -193,11 +183,12 @@ def _dry_run_follow_up(
     lines: list[str] = []
     if kubeconfig_out is not None:
         lines.append(f"  would write a new admin kubeconfig to {kubeconfig_out} (mode 0600)")
-    paths = user_kubeconfig_paths(deps)
+    config = user_kubeconfig(deps)
+    paths = list(config.files)
     if paths:
         current = read_certs(deps.session(), namespace=vc.namespace, vcluster=vc.name).data
         old_cert, _old_key = trust.admin_client_cert(current)
-        docs = _load_kubeconfigs(paths)
+        docs = _documents(config)
         stale = trust.contexts_trusting_merged(docs, trust.old_trust_anchors(current), old_cert)
         if stale:
             verb = "would update" if update_kubeconfig else "would stop working"

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from kubectl_vcerts.errors import NotFoundError, UsageError
+from kubectl_vcerts.kube.kubeconfig import load_user_kubeconfig, select_context
+from kubectl_vcerts.kube.proxy import proxy_for
 
 
 @dataclass(frozen=True)
 class KubeTarget:
     """Where to connect: kubectl's global flags."""
 
-    kubeconfig: str | None = None  # None: $KUBECONFIG or ~/.kube/config, else in-cluster
+    kubeconfig: str | None = None  # None: $KUBECONFIG files merged, or ~/.kube/config, else in-cluster
     context: str | None = None
     namespace: str | None = None  # None: the context's namespace, else "default"
     request_timeout: float | None = None  # seconds per request
@@ -83,76 +85,73 @@ def _in_cluster_namespace() -> str:
         return "default"
 
 
-def connect(target: KubeTarget) -> KubeSession:
-    """Load credentials like kubectl does and return a session. No request is sent yet."""
+def _use_proxy(configuration: Any, proxy: str | None) -> None:
+    """Send the client's requests through `proxy` (None: directly), with the credentials of its URL as
+    Proxy-Authorization, as kubectl does (urllib3 does not read them from the URL)."""
+    configuration.proxy = proxy
+    configuration.no_proxy = None  # proxy_for applied NO_PROXY already
+    configuration.proxy_headers = None
+    if proxy:
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(proxy)
+        if parts.username is not None:
+            import urllib3
+
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            configuration.proxy_headers = urllib3.make_headers(proxy_basic_auth=credentials)
+
+
+def _in_cluster(target: KubeTarget) -> KubeSession:
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
     from kubernetes.config.config_exception import ConfigException
 
-    if target.in_cluster:
-        configuration = k8s.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        except ConfigException as exc:
-            raise UsageError(f"not running inside a cluster: {exc}") from exc
-        return KubeSession(
-            api_client=k8s.ApiClient(configuration),
-            namespace=target.namespace or _in_cluster_namespace(),
-            request_timeout=target.request_timeout,
-        )
-
-    config_file = target.kubeconfig or os.environ.get("KUBECONFIG") or None
-    if config_file and os.pathsep in config_file:
-        # kubectl merges a list of files; the Python client reads the first that exists.
-        existing = [p for p in config_file.split(os.pathsep) if p and Path(p).exists()]
-        config_file = existing[0] if existing else None
-    if config_file is None:
-        default = Path.home() / ".kube" / "config"
-        if default.exists():
-            config_file = str(default)
-        elif "KUBERNETES_SERVICE_HOST" in os.environ:
-            return connect(KubeTarget(namespace=target.namespace, request_timeout=target.request_timeout,
-                                      in_cluster=True))
-        else:
-            raise NotFoundError("no kubeconfig found", hint="pass --kubeconfig or set KUBECONFIG")
-    if not Path(config_file).exists():
-        raise NotFoundError(f"kubeconfig {config_file} does not exist", hint="check --kubeconfig/KUBECONFIG")
-    import yaml
-
-    try:
-        contexts, active = k8s_config.list_kube_config_contexts(config_file=config_file)
-    except ConfigException as exc:
-        raise UsageError(f"cannot read kubeconfig {config_file}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        # Never echo the parser's snippet: a kubeconfig line may hold client-key-data.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UsageError(
-            f"cannot read kubeconfig {config_file}: not valid YAML{where}",
-            hint="check --kubeconfig/KUBECONFIG points at a kubeconfig file",
-        ) from exc
-    chosen = active
-    if target.context:
-        chosen = next((c for c in contexts if c["name"] == target.context), None)
-        if chosen is None:
-            raise NotFoundError(
-                f"context {target.context!r} not found in {config_file}",
-                hint="list contexts with `kubectl config get-contexts`",
-            )
     configuration = k8s.Configuration()
     try:
-        k8s_config.load_kube_config(
-            config_file=config_file,
-            context=chosen["name"] if chosen else None,
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except ConfigException as exc:
+        raise UsageError(f"not running inside a cluster: {exc}") from exc
+    _use_proxy(configuration, proxy_for(configuration.host, None, os.environ))
+    return KubeSession(
+        api_client=k8s.ApiClient(configuration),
+        namespace=target.namespace or _in_cluster_namespace(),
+        request_timeout=target.request_timeout,
+    )
+
+
+def connect(target: KubeTarget) -> KubeSession:
+    """Load credentials like kubectl does (kube/kubeconfig.py) and return a session. No request is sent
+    yet."""
+    if target.in_cluster:
+        return _in_cluster(target)
+    config = load_user_kubeconfig(target.kubeconfig)
+    if config.empty and not target.kubeconfig:
+        if "KUBERNETES_SERVICE_HOST" in os.environ:
+            return _in_cluster(target)
+        raise NotFoundError("no kubeconfig found", hint="pass --kubeconfig or set KUBECONFIG")
+    chosen = select_context(config, target.context)
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config_from_dict(
+            chosen.as_document(),
+            context=chosen.context_name,
             client_configuration=configuration,
             persist_config=False,
         )
-    except ConfigException as exc:
-        raise UsageError(f"cannot use kubeconfig {config_file}: {exc}") from exc
-    namespace = target.namespace or ((chosen or {}).get("context") or {}).get("namespace") or "default"
+    except (ConfigException, OSError, ValueError) as exc:
+        # The loader's messages name fields and files, never their values.
+        raise UsageError(f"cannot use context {chosen.context_name!r} of {config.label()}: "
+                         f"{type(exc).__name__}: {exc}"[:500]) from exc
+    # The client reads no proxy-url and prefers HTTP_PROXY over HTTPS_PROXY; kubectl's rules instead.
+    _use_proxy(configuration, proxy_for(chosen.server, chosen.cluster.get("proxy-url"), os.environ))
     return KubeSession(
         api_client=k8s.ApiClient(configuration),
-        namespace=namespace,
+        namespace=target.namespace or chosen.namespace or "default",
         request_timeout=target.request_timeout,
-        context_name=chosen["name"] if chosen else None,
+        context_name=chosen.context_name,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubectl_vcerts import contract
@@ -135,10 +136,28 @@ def workload_record(kind: WorkloadKind, obj: Mapping[str, Any]) -> WorkloadRecor
     )
 
 
+@dataclass(frozen=True)
+class Read:
+    """One GET the reader sends: a list (`name` None, filtered by `selector`) or one object."""
+
+    api: str  # "/api/v1" or "/apis/apps/v1"
+    plural: str  # "pods", "secrets", "statefulsets", "deployments"
+    namespace: str | None  # None: all namespaces
+    name: str | None = None
+    selector: str = ""
+
+    def path(self) -> str:
+        where = f"/namespaces/{self.namespace}" if self.namespace is not None else ""
+        return f"{self.api}{where}/{self.plural}" + (f"/{self.name}" if self.name else "")
+
+    def query(self) -> dict[str, str]:
+        return {"labelSelector": self.selector} if self.selector else {}
+
+
 class JsonReader:
     """Implements `rotation.ports.VClusterReader` over a GET-JSON function; one request per list."""
 
-    def __init__(self, get: Callable[[str, Target, dict[str, str]], Any], namespace: str) -> None:
+    def __init__(self, get: Callable[[Read, Target], Any], namespace: str) -> None:
         self._get = get
         self._namespace = namespace
 
@@ -151,12 +170,8 @@ class JsonReader:
 
     def _list(self, base: str, plural: str, resource: str, namespace: str | None,
               selector: str) -> list[dict[str, Any]]:
-        if namespace is None:
-            path, target = f"{base}/{plural}", Target("list", resource)
-        else:
-            path = f"{base}/namespaces/{namespace}/{plural}"
-            target = Target("list", resource, None, namespace)
-        body = self._get(path, target, {"labelSelector": selector})
+        target = Target("list", resource, None, namespace)
+        body = self._get(Read(base, plural, namespace, selector=selector), target)
         return list(body.get("items") or ())
 
     def list_workloads(self, *, namespace: str | None, release: str | None = None) -> list[WorkloadRecord]:
@@ -181,8 +196,8 @@ class JsonReader:
 
     def read_secret(self, *, namespace: str, name: str) -> SecretObject | None:
         try:
-            body = self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}",
-                             Target("get", "secrets", name, namespace), {})
+            body = self._get(Read("/api/v1", "secrets", namespace, name=name),
+                             Target("get", "secrets", name, namespace))
         except NotFoundError:
             return None
         return secrets.secret_from_json(body)
@@ -192,22 +207,44 @@ class JsonReader:
                 for item in self._list("/api/v1", "secrets", "secrets", namespace, selector)]
 
 
+# (api, plural) -> (API class attribute of the session, namespaced list, all-namespaces list, read)
+_METHODS: dict[tuple[str, str], tuple[str, str, str, str | None]] = {
+    ("/api/v1", "pods"): ("core", "list_namespaced_pod", "list_pod_for_all_namespaces", None),
+    ("/api/v1", "secrets"): ("core", "list_namespaced_secret", "list_secret_for_all_namespaces",
+                             "read_namespaced_secret"),
+    ("/apis/apps/v1", "statefulsets"): ("apps", "list_namespaced_stateful_set",
+                                        "list_stateful_set_for_all_namespaces", None),
+    ("/apis/apps/v1", "deployments"): ("apps", "list_namespaced_deployment",
+                                       "list_deployment_for_all_namespaces", None),
+}
+
+
+def _kube_request(session: KubeSession, read: Read) -> Any:
+    """Send `read` with the client's typed API method, asking for the raw response: the documented
+    `_preload_content=False`, the same in every client release (the generated internals are not)."""
+    api_name, namespaced, everywhere, read_one = _METHODS[(read.api, read.plural)]
+    api = getattr(session, api_name)
+    options: dict[str, Any] = {"_preload_content": False}
+    if session.request_timeout:
+        options["_request_timeout"] = session.request_timeout
+    if read.name is not None:
+        assert read_one is not None and read.namespace is not None
+        return getattr(api, read_one)(read.name, read.namespace, **options)
+    if read.selector:
+        options["label_selector"] = read.selector
+    if read.namespace is None:
+        return getattr(api, everywhere)(**options)
+    return getattr(api, namespaced)(read.namespace, **options)
+
+
 class KubeReader(JsonReader):
     """The reader over a `KubeSession` (the kubernetes client: any kubeconfig, in-cluster too)."""
 
     def __init__(self, session: KubeSession) -> None:
         self.session = session
 
-        def get(path: str, target: Target, query: dict[str, str]) -> Any:
-            def call() -> Any:
-                response = session.api_client.call_api(
-                    path, "GET", query_params=list(query.items()),
-                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-                    _preload_content=False, _return_http_data_only=True,
-                    _request_timeout=session.request_timeout)
-                return _json(response)
-
-            return api_call(target, call)
+        def get(read: Read, target: Target) -> Any:
+            return api_call(target, lambda: _json(_kube_request(session, read)))
 
         super().__init__(get, session.namespace)
 
@@ -217,7 +254,7 @@ class RestReader(JsonReader):
 
     def __init__(self, client: RestClient) -> None:
         self.client = client
-        super().__init__(lambda path, target, query: client.get(path, target, query), client.namespace)
+        super().__init__(lambda read, target: client.get(read.path(), target, read.query()), client.namespace)
 
     def close(self) -> None:
         self.client.close()

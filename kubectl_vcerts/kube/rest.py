@@ -4,8 +4,11 @@ Why: importing the `kubernetes` package costs about half a second — more than 
 and `check` should cost little more than `kubectl get secret`. This client reads the kubeconfig itself
 (the subset kubectl users have in plain files: server, certificate-authority[-data],
 insecure-skip-tls-verify, client-certificate[-data]/client-key[-data], token/tokenFile, basic auth) and
-sends GETs with the standard library. `open_rest(target)` returns None for anything it does not cover
-(exec plugins, auth providers, proxies, in-cluster config): callers then use the kubernetes client.
+sends GETs with the standard library, directly or through an http:// proxy (kubectl's proxy rules,
+kube/proxy.py). It reads the kubeconfig through kube/kubeconfig.py, as the kubernetes-client path does.
+`open_rest(target)` returns None for anything it does not cover (exec plugins, auth providers,
+impersonation, https and socks proxies, in-cluster config): callers then use the kubernetes client.
+A server certificate that fails verification is refused at once, with the same error as that path.
 
 Errors are ours (same messages as kube/translate.py); transient failures (connection errors, 429,
 5xx) are retried a bounded number of times with backoff and jitter. Never imports kubernetes.
@@ -14,6 +17,7 @@ Errors are ours (same messages as kube/translate.py); transient failures (connec
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import random
@@ -34,7 +38,9 @@ from kubectl_vcerts.errors import (
     VcertsError,
 )
 from kubectl_vcerts.kube.client import KubeTarget
-from kubectl_vcerts.kube.translate import TRANSIENT_STATUS, Target
+from kubectl_vcerts.kube.kubeconfig import load_user_kubeconfig, select_context
+from kubectl_vcerts.kube.proxy import proxy_for
+from kubectl_vcerts.kube.translate import TRANSIENT_STATUS, Target, tls_failure
 
 ATTEMPTS = 4
 
@@ -53,86 +59,61 @@ class RestConfig:
     token: str | None = field(default=None, repr=False)
     basic: tuple[str, str] | None = field(default=None, repr=False)
     request_timeout: float | None = None
+    proxy: str | None = field(default=None, repr=False)  # an http:// proxy (may hold credentials)
+    tls_server_name: str | None = None  # the name to verify instead of the server's host
 
 
-def _kubeconfig_path(target: KubeTarget) -> Path | None:
-    """The file `kube.client.connect` would read (first existing entry of a KUBECONFIG list)."""
-    value = target.kubeconfig or os.environ.get("KUBECONFIG") or None
-    if value and os.pathsep in value:
-        existing = [p for p in value.split(os.pathsep) if p and Path(p).exists()]
-        value = existing[0] if existing else None
-    if value is None:
-        default = Path.home() / ".kube" / "config"
-        return default if default.exists() else None
-    return Path(value)
-
-
-def _named(items: Any, name: str | None) -> Mapping[str, Any] | None:
-    for item in items or ():
-        if isinstance(item, Mapping) and item.get("name") == name:
-            return item
-    return None
-
-
-def _bytes(section: Mapping[str, Any], key: str, base: Path) -> bytes | None:
-    """`key-data` (base64) or the file `key` (relative to the kubeconfig's directory)."""
+def _bytes(section: Mapping[str, Any], key: str) -> bytes | None:
+    """`key-data` (base64) or the file `key` (kube/kubeconfig.py made its path absolute)."""
     data = section.get(f"{key}-data")
     if data:
         return base64.b64decode(data)
     path = section.get(key)
-    if path:
-        full = Path(path) if Path(path).is_absolute() else base / path
-        return full.read_bytes()
-    return None
+    return Path(path).read_bytes() if path else None
 
 
-def load_rest_config(target: KubeTarget) -> RestConfig | None:
-    """The connection settings, or None when this client cannot honour the kubeconfig."""
+# Authentication only the kubernetes client implements (plugins, impersonation).
+_NEEDS_CLIENT = ("exec", "auth-provider", "as", "as-uid", "as-groups", "as-user-extra", "impersonate")
+
+
+def load_rest_config(target: KubeTarget, *, environ: Mapping[str, str] | None = None) -> RestConfig | None:
+    """The connection settings of the context kubectl would use, or None when this client cannot
+    honour them (then the kubernetes client does). Kubeconfig errors are raised as `connect` raises
+    them: both read the files through kube/kubeconfig.py."""
     if target.in_cluster:
         return None
-    path = _kubeconfig_path(target)
-    if path is None or not path.exists():
-        return None  # let kube.client.connect report it (or use in-cluster config)
-    from kubectl_vcerts import kubeyaml  # parses kubectl's kubeconfigs without importing PyYAML
-
-    try:
-        doc = kubeyaml.load(path.read_text())
-    except (OSError, kubeyaml.YamlError):
+    env = os.environ if environ is None else environ
+    config = load_user_kubeconfig(target.kubeconfig, environ=env)
+    if config.empty and not target.kubeconfig:
+        return None  # in-cluster config, or connect's "no kubeconfig found"
+    chosen = select_context(config, target.context)
+    cluster, user = chosen.cluster, chosen.user
+    if any(user.get(k) for k in _NEEDS_CLIENT):
         return None
-    if not isinstance(doc, Mapping):
-        return None
-    context_name = target.context or doc.get("current-context")
-    context_entry = _named(doc.get("contexts"), context_name)
-    if context_entry is None:
-        return None
-    context = context_entry.get("context") or {}
-    cluster = (_named(doc.get("clusters"), context.get("cluster")) or {}).get("cluster") or {}
-    user = (_named(doc.get("users"), context.get("user")) or {}).get("user") or {}
-    if not cluster.get("server") or cluster.get("proxy-url") or cluster.get("tls-server-name"):
-        return None
-    if any(user.get(k) for k in ("exec", "auth-provider", "as", "as-groups", "impersonate")):
-        return None
-    base = path.parent
+    proxy = proxy_for(chosen.server, cluster.get("proxy-url"), env)
+    if proxy is not None and (urlsplit(proxy).scheme != "http" or not chosen.server.startswith("https:")):
+        return None  # https and socks proxies, plain-http servers: the kubernetes client (urllib3)
     try:
         token = user.get("token")
         if not token and user.get("tokenFile"):
-            token_path = Path(user["tokenFile"])
-            token = (token_path if token_path.is_absolute() else base / token_path).read_text().strip()
+            token = Path(user["tokenFile"]).read_text().strip()
         basic = (str(user["username"]), str(user.get("password", ""))) if user.get("username") else None
         return RestConfig(
-            server=str(cluster["server"]).rstrip("/"),
-            namespace=target.namespace or context.get("namespace") or "default",
-            context_name=context_name,
-            ca_data=_bytes(cluster, "certificate-authority", base),
+            server=chosen.server.rstrip("/"),
+            namespace=target.namespace or chosen.namespace or "default",
+            context_name=chosen.context_name,
+            ca_data=_bytes(cluster, "certificate-authority"),
             insecure=bool(cluster.get("insecure-skip-tls-verify")),
-            client_cert=_bytes(user, "client-certificate", base),
-            client_key=_bytes(user, "client-key", base),
+            client_cert=_bytes(user, "client-certificate"),
+            client_key=_bytes(user, "client-key"),
             token=token or None,
             basic=basic,
             request_timeout=target.request_timeout,
+            proxy=proxy,
+            tls_server_name=str(cluster["tls-server-name"]) if cluster.get("tls-server-name") else None,
         )
     except (OSError, ValueError, KeyError):
-        return None
+        return None  # unreadable files and bad data: the kubernetes client reports them
 
 
 def _ssl_context(config: RestConfig) -> Any:
@@ -189,6 +170,45 @@ def http_error(status: int, body: bytes, target: Target) -> VcertsError:
     return ApiError(f"cannot {target.verb} {what}: HTTP {status} {detail}".strip())
 
 
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl() \
+        if parts.hostname else url
+
+
+@functools.cache
+def _tls_connection_class() -> type:
+    import http.client
+
+    class TlsConnection(http.client.HTTPSConnection):
+        """HTTPS to the API server, directly or through an http:// proxy's CONNECT tunnel, verifying the
+        certificate against `server_name` (the kubeconfig's tls-server-name, else the server's host)."""
+
+        def __init__(self, host: str, port: int, *, timeout: float, context: Any, server_name: str,
+                     proxy: str | None) -> None:
+            if proxy is None:
+                super().__init__(host, port, timeout=timeout, context=context)
+            else:
+                parts = urlsplit(proxy)
+                super().__init__(parts.hostname or "", parts.port or 80, timeout=timeout, context=context)
+                headers = {}
+                if parts.username is not None:
+                    from urllib.parse import unquote
+
+                    raw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+                    headers["Proxy-Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+                self.set_tunnel(host, port, headers=headers)
+            self.tls = context
+            self.server_name = server_name
+
+        def connect(self) -> None:
+            # TCP to the server or the proxy (plus CONNECT when tunnelling), then TLS with our name.
+            http.client.HTTPConnection.connect(self)
+            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.server_name)
+
+    return TlsConnection
+
+
 class _Transient(Exception):
     def __init__(self, error: VcertsError) -> None:
         super().__init__(error.message)
@@ -224,9 +244,10 @@ class RestClient:
         if self._connection is None:
             timeout = self.config.request_timeout or 30.0
             if self._scheme == "https":
-                context = _ssl_context(self.config)
-                self._connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
-                                                               context=context)
+                connection_class = _tls_connection_class()
+                self._connection = connection_class(
+                    self._host, self._port or 443, timeout=timeout, context=_ssl_context(self.config),
+                    server_name=self.config.tls_server_name or self._host, proxy=self.config.proxy)
             else:
                 self._connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
         return self._connection
@@ -239,8 +260,12 @@ class RestClient:
             body = response.read()
         except (OSError, TimeoutError) as exc:
             self.close()
+            untrusted = tls_failure(exc, target)
+            if untrusted is not None:
+                raise untrusted from None  # never retried: kubectl refuses this server too
+            via = f" through proxy {_without_credentials(self.config.proxy)}" if self.config.proxy else ""
             raise _Transient(UnreachableError(
-                f"cannot reach the API server to {target.verb} {target.describe()}")) from exc
+                f"cannot reach the API server{via} to {target.verb} {target.describe()}")) from exc
         except Exception:
             self.close()
             raise

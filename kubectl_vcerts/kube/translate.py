@@ -17,6 +17,7 @@ from kubectl_vcerts.errors import (
     ForbiddenError,
     NotFoundError,
     UnreachableError,
+    UntrustedServerError,
     VcertsError,
 )
 
@@ -49,11 +50,58 @@ def _api_message(exc: Any) -> str:
     return ""
 
 
+# OpenSSL's verification codes (X509_V_ERR_*), in kubectl's words (Go's x509 errors).
+_UNKNOWN_AUTHORITY = frozenset({2, 18, 19, 20, 21})
+_EXPIRED, _NOT_YET_VALID = 10, 9
+_NAME_MISMATCH = frozenset({62, 64})
+
+
+def _verification_error(exc: BaseException) -> Any:
+    """The ssl.SSLCertVerificationError behind `exc` (urllib3 wraps it twice), if any."""
+    import ssl
+
+    stack, seen = [exc], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        stack.extend(e for e in linked if isinstance(e, BaseException))
+    return None
+
+
+def tls_failure(exc: BaseException, target: Target) -> UntrustedServerError | None:
+    """An `UntrustedServerError` when `exc` is, or was caused by, a failed verification of the API
+    server's certificate; the same for the light client and the kubernetes client."""
+    error = _verification_error(exc)
+    if error is None:
+        return None
+    code = getattr(error, "verify_code", None)
+    if code in _UNKNOWN_AUTHORITY:
+        why = "certificate signed by unknown authority"
+    elif code == _EXPIRED:
+        why = "certificate has expired"
+    elif code == _NOT_YET_VALID:
+        why = "certificate is not yet valid"
+    elif code in _NAME_MISMATCH:
+        why = "certificate is not valid for the server's host name"
+    else:
+        why = str(getattr(error, "verify_message", "") or "verification failed")
+    return UntrustedServerError(
+        f"cannot {target.verb} {target.describe()}: the API server's certificate is not trusted ({why})")
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: network failures and 429/5xx. Never 4xx client errors or conflicts."""
+    """Worth retrying: network failures and 429/5xx. Never 4xx client errors, conflicts, or a server
+    certificate that failed verification."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError as Urllib3Error
 
+    if _verification_error(exc) is not None:
+        return False
     if isinstance(exc, ApiException):
         return exc.status in TRANSIENT_STATUS or exc.status == 0
     return isinstance(exc, Urllib3Error | ConnectionError | TimeoutError)
@@ -89,6 +137,9 @@ def translate(exc: BaseException, target: Target) -> VcertsError:
         if exc.status in TRANSIENT_STATUS:
             return UnreachableError(f"API server failed to {target.verb} {what}: HTTP {exc.status} {detail}")
         return ApiError(f"cannot {target.verb} {what}: HTTP {exc.status} {detail or exc.reason}".strip())
+    untrusted = tls_failure(exc, target)
+    if untrusted is not None:
+        return untrusted
     if is_transient(exc):
         return UnreachableError(f"cannot reach the API server to {target.verb} {target.describe()}")
     return ApiError(f"cannot {target.verb} {target.describe()}: {type(exc).__name__}")

@@ -34,6 +34,9 @@ from kubectl_vcerts.pki.parse import PrivateKey, PublicKey, public_key_of
 
 BACKDATE = timedelta(minutes=5)
 _RSA_EXPONENT = 65537
+# Go's crypto/tls (kube-apiserver, etcd, vCluster's syncer) refuses smaller RSA keys; newer cryptography
+# releases refuse to generate them too, older ones do not: the rule is ours, whatever the version.
+MIN_RSA_BITS = 1024
 
 
 def random_serial() -> int:
@@ -43,6 +46,8 @@ def random_serial() -> int:
 def new_key_like(public: PublicKey) -> PrivateKey:
     """A fresh private key of the same algorithm and size/curve as ``public``."""
     if isinstance(public, rsa.RSAPublicKey):
+        if public.key_size < MIN_RSA_BITS:
+            raise ValueError(f"key_size must be at least {MIN_RSA_BITS}-bits (the key has {public.key_size})")
         return rsa.generate_private_key(public_exponent=_RSA_EXPONENT, key_size=public.key_size)
     if isinstance(public, ec.EllipticCurvePublicKey):
         return ec.generate_private_key(public.curve)

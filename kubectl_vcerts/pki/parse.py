@@ -22,6 +22,17 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519Public
 _CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
 
 
+# Extensions RFC 5280 defines as SEQUENCE SIZE (1..MAX): older cryptography releases accept them empty,
+# newer ones refuse to parse them; they are refused here whatever the installed version.
+_NON_EMPTY = (x509.ExtendedKeyUsage, x509.SubjectAlternativeName)
+
+
+def _check_sizes(extensions: x509.Extensions) -> None:
+    for extension in extensions:
+        if isinstance(extension.value, _NON_EMPTY) and len(extension.value) == 0:
+            raise ValueError(f"empty {type(extension.value).__name__} extension")
+
+
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """All CERTIFICATE blocks of a PEM bundle, in order; at least one."""
     if _CERT_BEGIN not in data:
@@ -35,7 +46,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     for cert in certs:
         try:
             # Parsed lazily by cryptography: fail here, not in a later check.
-            cert.extensions  # noqa: B018
+            _check_sizes(cert.extensions)
             cert.public_key()
             cert.subject.rfc4514_string()
             cert.issuer.rfc4514_string()

@@ -2,9 +2,9 @@
 
 The user's kubeconfig may be several files (KUBECONFIG=a:b:c); kubectl merges them: the first file that
 defines a cluster, user or context of a given name wins, later definitions of that name are ignored.
-`kubeconfig_chain` says which files kubectl reads, `contexts_trusting_merged` resolves contexts the way
-kubectl does and remembers which file defines each entry, and `update_kubeconfigs` changes each stale
-entry in that file only.
+Which files kubectl reads is kube/kubeconfig.py's job; given their documents in that order,
+`contexts_trusting_merged` resolves contexts the way kubectl does and remembers which file defines each
+entry, and `update_kubeconfigs` changes each stale entry in that file only.
 
 Pure: parsed kubeconfig documents and PEM bytes in, new documents out (the CLI reads and writes the
 files). Imports yaml and cryptography only (plus errors and the standard library).
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -41,29 +39,6 @@ class TrustedContext:
     context_file: int = 0
     cluster_file: int = 0
     user_file: int | None = 0  # None: the user is defined in none of the files
-
-
-def kubeconfig_chain(
-    explicit: str | None,
-    env_value: str | None,
-    *,
-    home: Path,
-    exists: Callable[[Path], bool],
-    separator: str = os.pathsep,
-) -> list[Path]:
-    """The files kubectl reads, in precedence order: --kubeconfig alone; else the $KUBECONFIG entries
-    (empty and missing ones skipped, duplicates once); only when $KUBECONFIG is unset or empty
-    ~/.kube/config (client-go's loading rules)."""
-    if explicit:
-        return [Path(explicit)]
-    if env_value:
-        chain: list[Path] = []
-        for entry in env_value.split(separator):
-            if entry and Path(entry) not in chain and exists(Path(entry)):
-                chain.append(Path(entry))
-        return chain
-    default = home / ".kube" / "config"
-    return [default] if exists(default) else []
 
 
 def first_cert_der(pem: bytes) -> bytes | None:

@@ -1,5 +1,6 @@
-"""Several kubeconfig files merged the way kubectl merges them (rotation/trust.py): which files are read,
-which definition of a cluster, user or context wins, and which file a stale entry is fixed in."""
+"""Several kubeconfig files merged the way kubectl merges them (kube/kubeconfig.py, rotation/trust.py):
+which files are read, which definition of a cluster, user or context wins, and which file a stale entry
+is fixed in."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kubectl_vcerts.kube.kubeconfig import kubeconfig_files
 from kubectl_vcerts.pki import rotate_ca
 from kubectl_vcerts.rotation import trust
 from tests.unit.rotation_fakes import FakeClock, pki_data
@@ -19,7 +21,7 @@ HOME = Path("/home/u")
 
 
 def chain(explicit: str | None, env: str | None, existing: set[str]) -> list[str]:
-    found = trust.kubeconfig_chain(
+    found = kubeconfig_files(
         explicit, env, home=HOME, exists=lambda p: str(p) in existing, separator=":"
     )
     return [str(p) for p in found]

@@ -28,7 +28,7 @@ def _spki(key: object) -> bytes:
 
 
 def _rsa_512() -> rsa.RSAPublicKey:
-    """A public key too small for cryptography to generate a new one like it (it refuses < 1024 bits)."""
+    """A public key too small to generate a new one like it (new_key_like refuses < 1024 bits)."""
     return rsa.RSAPublicNumbers(65537, (1 << 511) | 0x3039).public_key()
 
 

@@ -103,19 +103,17 @@ def test_inline_data_token_context_and_namespace(tmp_path: Path) -> None:
         pytest.param({"auth-provider": {"name": "oidc"}}, None, {}, id="an auth provider needs it too"),
         pytest.param(
             {"token": "t"},
-            {"server": "https://x:1", "proxy-url": "http://proxy:3128"},
+            {"server": "https://x:1", "proxy-url": "https://proxy:3128"},
             {},
-            id="a proxy needs it",
+            id="an https proxy needs it",
         ),
         pytest.param(
             {"token": "t"},
-            {"server": "https://x:1", "tls-server-name": "api"},
+            {"server": "https://x:1", "proxy-url": "socks5://proxy:1080"},
             {},
-            id="a TLS server name override needs it",
+            id="a socks proxy needs it",
         ),
-        pytest.param(
-            {"token": "t"}, None, {"context": "missing"}, id="an unknown context is left to connect"
-        ),
+        pytest.param({"as": "someone-else"}, None, {}, id="impersonation needs it"),
         pytest.param({"token": "t"}, None, {"in_cluster": True}, id="in-cluster config needs it"),
     ],
 )
@@ -158,3 +156,29 @@ def test_an_unreachable_server_is_retried_a_bounded_number_of_times() -> None:
         client.get("/api/v1/pods", Target("list", "pods"))
     assert len(sleeps) == 3 and sleeps == sorted(sleeps)
     client.close()
+
+
+def test_an_http_proxy_and_a_tls_server_name_are_honoured(tmp_path: Path) -> None:
+    path = _kubeconfig(tmp_path, user={"token": "t"}, cluster={
+        "server": "https://api.example:6443", "proxy-url": "http://user:pw@127.0.0.1:3128",
+        "tls-server-name": "kubernetes.default"})
+
+    config = load_rest_config(KubeTarget(kubeconfig=str(path)), environ={})
+
+    assert config is not None
+    assert config.proxy == "http://user:pw@127.0.0.1:3128"
+    assert config.tls_server_name == "kubernetes.default"
+    assert "pw" not in repr(config)
+
+
+def test_an_unknown_context_is_the_same_error_on_both_paths(tmp_path: Path) -> None:
+    from kubectl_vcerts.kube.client import connect
+
+    path = _kubeconfig(tmp_path, user={"token": "t"})
+    target = KubeTarget(kubeconfig=str(path), context="missing")
+    errors = []
+    for load in (load_rest_config, connect):
+        with pytest.raises(NotFoundError) as info:
+            load(target)
+        errors.append(info.value.message)
+    assert errors[0] == errors[1] == f"context 'missing' not found in {path}"
