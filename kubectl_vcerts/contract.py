@@ -29,8 +29,6 @@ CONFIG_SECRET_KEY = "config.yaml"  # noqa: S105 - the one key of vc-config-NAME,
 VCLUSTER_CERTS_SELECTOR = "app=vcluster"  # NAME-certs (>= v0.24), vc-NAME and vc-config-NAME carry it
 # First vCluster release with `vcluster certs` (pkg/cli/certs/rotate_helm.go minVersion).
 VCLUSTER_CERTS_MIN_VERSION = "0.27.0-alpha.9"
-# vCluster >= 0.33 re-issues leaf certificates at start-up when they expire within this many days.
-VCLUSTER_RENEWAL_THRESHOLD_DAYS = 90
 
 
 def certs_secret_name(vcluster: str) -> str:

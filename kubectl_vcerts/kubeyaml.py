@@ -28,11 +28,16 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-__all__ = ["FALLBACK", "YamlError", "fast_load", "load"]
+__all__ = ["FALLBACK", "YamlError", "dump", "fast_load", "load", "load_mapping"]
 
 
 class YamlError(ValueError):
-    """The text is not a valid YAML document (PyYAML's error, when it found one, is `__cause__`)."""
+    """The text is not a valid YAML document (PyYAML's error, when it found one, is `__cause__`).
+    `line` is the 1-based line of the problem when the parser knows it."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class _Fallback:
@@ -93,6 +98,27 @@ def load(text: str | bytes) -> Any:
     return value
 
 
+def load_mapping(text: str | bytes) -> dict[str, Any]:
+    """The one loader of every kubeconfig the project reads (the user's files, the PKI's kubeconfigs,
+    vc-NAME): the document as a mapping, an empty or null document as {}; `YamlError` for invalid YAML
+    and for any other kind of document."""
+    value = load(text)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise YamlError(f"not a YAML mapping (a {type(value).__name__})")
+    return value
+
+
+def dump(doc: Any) -> bytes:
+    """`doc` in block style with its key order kept, as PyYAML's safe dumper writes it (libyaml's
+    emitter when present). PyYAML is imported only here: commands that only read never pay for it."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False).encode()
+
+
 def fast_load(text: str | bytes) -> Any:
     """The document if the text is in the subset this module parses itself, else `FALLBACK`."""
     if isinstance(text, bytes):
@@ -117,7 +143,7 @@ def _pyyaml(text: str | bytes) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise YamlError(f"not valid YAML{where}") from exc
+        raise YamlError(f"not valid YAML{where}", line=None if mark is None else mark.line + 1) from exc
     except yaml.YAMLError as exc:
         raise YamlError("not valid YAML") from exc
     except ValueError as exc:

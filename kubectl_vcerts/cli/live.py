@@ -5,7 +5,7 @@ address is `--vcluster-server` when given, else the server vCluster wrote into v
 JSON: the check document gains
   live {server, source, servedFingerprint, servedSubject, servedIssuer, servedNotAfter, chainsToStoredCa,
         inSecret, drift, findings [{reason, message}]}
-Drift (rotation.live.DRIFT_REASONS) makes `check` exit 4 like an invalid certificate.
+Drift (pki.served.DRIFT_REASONS) makes `check` exit 4 like an invalid certificate.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from kubectl_vcerts.cli.render import rfc3339
 
-if TYPE_CHECKING:  # rotation.live is imported only when --live runs: `check` starts faster without it
+if TYPE_CHECKING:  # pki.served is imported only when --live runs: `check` starts faster without it
     from kubectl_vcerts.cli.deps import Deps
-    from kubectl_vcerts.rotation.live import LiveReport
+    from kubectl_vcerts.pki.served import LiveReport
 
 
 def live_report(
     deps: Deps, *, namespace: str, name: str, data: Mapping[str, bytes], vcluster_server: str | None
 ) -> LiveReport:
     from kubectl_vcerts.kube.virtual import served_certificate
-    from kubectl_vcerts.rotation.live import compare_served
+    from kubectl_vcerts.pki.served import compare_served
 
     served, server, source = served_certificate(
         deps.session(), namespace=namespace, vcluster=name, server=vcluster_server

@@ -35,6 +35,7 @@ from kubectl_vcerts.cli.options import (
     parse_duration,
 )
 from kubectl_vcerts.errors import ExitCode, UsageError
+from kubectl_vcerts.pki.renew import RENEWAL_THRESHOLD
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.plan import RotationPlan, leaf_validity_ok
 from kubectl_vcerts.rotation.ports import CaChangeHook, ProgressEvent
@@ -148,8 +149,9 @@ def parse_validity(text: str) -> timedelta:
     value = parse_duration(text, flag="--validity")
     if not leaf_validity_ok(value):
         raise UsageError(
-            f"--validity {text} is not more than {contract.VCLUSTER_RENEWAL_THRESHOLD_DAYS} days",
-            hint="vCluster >= 0.33 replaces leaves with 90 days or less left at start-up; use e.g. 365d",
+            f"--validity {text} is not more than {RENEWAL_THRESHOLD.days} days",
+            hint=f"vCluster >= 0.33 replaces leaves with {RENEWAL_THRESHOLD.days} days or less left at "
+            "start-up; use e.g. 365d",
         )
     return value
 

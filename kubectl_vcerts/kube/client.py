@@ -85,7 +85,7 @@ def _in_cluster_namespace() -> str:
         return "default"
 
 
-def _use_proxy(configuration: Any, proxy: str | None) -> None:
+def use_proxy(configuration: Any, proxy: str | None) -> None:
     """Send the client's requests through `proxy` (None: directly), with the credentials of its URL as
     Proxy-Authorization, as kubectl does (urllib3 does not read them from the URL)."""
     configuration.proxy = proxy
@@ -112,7 +112,7 @@ def _in_cluster(target: KubeTarget) -> KubeSession:
         k8s_config.load_incluster_config(client_configuration=configuration)
     except ConfigException as exc:
         raise UsageError(f"not running inside a cluster: {exc}") from exc
-    _use_proxy(configuration, proxy_for(configuration.host, None, os.environ))
+    use_proxy(configuration, proxy_for(configuration.host, None, os.environ))
     return KubeSession(
         api_client=k8s.ApiClient(configuration),
         namespace=target.namespace or _in_cluster_namespace(),
@@ -148,7 +148,7 @@ def connect(target: KubeTarget) -> KubeSession:
         raise UsageError(f"cannot use context {chosen.context_name!r} of {config.label()}: "
                          f"{type(exc).__name__}: {exc}"[:500]) from exc
     # The client reads no proxy-url and prefers HTTP_PROXY over HTTPS_PROXY; kubectl's rules instead.
-    _use_proxy(configuration, proxy_for(chosen.server, chosen.cluster.get("proxy-url"), os.environ))
+    use_proxy(configuration, proxy_for(chosen.server, chosen.cluster.get("proxy-url"), os.environ))
     return KubeSession(
         api_client=k8s.ApiClient(configuration),
         namespace=target.namespace or chosen.namespace or "default",

@@ -20,9 +20,10 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import NotFoundError
 from kubectl_vcerts.kube import secrets
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget
+from kubectl_vcerts.kube.pods import pod_state
 from kubectl_vcerts.kube.rest import RestClient, open_rest
 from kubectl_vcerts.kube.translate import Target, api_call
-from kubectl_vcerts.rotation.model import PodState, WorkloadKind
+from kubectl_vcerts.rotation.model import WorkloadKind
 from kubectl_vcerts.rotation.records import ListedPod, SecretObject, WorkloadRecord
 
 
@@ -31,84 +32,6 @@ def _json(response: Any) -> Any:
         return json.loads(response.data)
     finally:
         response.release_conn()
-
-
-# ----------------------------------------------------------------------------------- pod status
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int) else 0
-
-
-def _condition_true(status: Mapping[str, Any], kind: str) -> bool:
-    return any(c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or ())
-
-
-def pod_status(pod: Mapping[str, Any]) -> str:
-    """The STATUS column of `kubectl get pods` (kubectl's printPod, which vCluster's GetPodStatus copies):
-    phase or status.reason; an init container's failure (`Init:…`); the last non-empty waiting or
-    terminated reason of the containers; `Terminating` while deleted (`Unknown` when the node was lost)."""
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    reason: str = status.get("phase") or ""
-    if status.get("reason"):
-        reason = status["reason"]
-    init_specs = spec.get("initContainers") or ()
-    sidecars = {c.get("name") for c in init_specs if c.get("restartPolicy") == "Always"}
-    initializing = False
-    for index, container in enumerate(status.get("initContainerStatuses") or ()):
-        state = container.get("state") or {}
-        terminated, waiting = state.get("terminated"), state.get("waiting")
-        if terminated is not None and _int(terminated.get("exitCode")) == 0:
-            continue
-        if container.get("name") in sidecars and container.get("started"):
-            continue  # a started sidecar does not hold initialisation up
-        if terminated is not None:
-            if terminated.get("reason"):
-                reason = "Init:" + terminated["reason"]
-            elif _int(terminated.get("signal")):
-                reason = f"Init:Signal:{_int(terminated.get('signal'))}"
-            else:
-                reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
-        elif waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{index}/{len(init_specs)}"
-        initializing = True
-        break
-    if not initializing or _condition_true(status, "Initialized"):
-        has_running = False
-        for container in reversed(status.get("containerStatuses") or ()):
-            state = container.get("state") or {}
-            waiting, terminated = state.get("waiting"), state.get("terminated")
-            if waiting is not None and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None and terminated.get("reason"):
-                reason = terminated["reason"]
-            elif terminated is not None:
-                signal = _int(terminated.get("signal"))
-                reason = f"Signal:{signal}" if signal else f"ExitCode:{_int(terminated.get('exitCode'))}"
-            elif container.get("ready") and state.get("running") is not None:
-                has_running = True
-        if reason == "Completed" and has_running:
-            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
-    if meta.get("deletionTimestamp"):
-        if status.get("reason") == "NodeLost":
-            reason = "Unknown"
-        elif status.get("phase") not in ("Succeeded", "Failed"):
-            reason = "Terminating"
-    return reason
-
-
-def pod_state(pod: Mapping[str, Any]) -> PodState:
-    meta = pod.get("metadata") or {}
-    status = pod.get("status") or {}
-    return PodState(
-        name=meta.get("name", ""),
-        uid=meta.get("uid", ""),
-        status=pod_status(pod),
-        ready=_condition_true(status, "Ready"),
-        phase=status.get("phase") or "Unknown",
-    )
 
 
 # ----------------------------------------------------------------------------------- workloads

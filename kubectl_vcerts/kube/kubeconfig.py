@@ -123,22 +123,13 @@ def kubeconfig_files(
 def _parse(text: str, path: Path) -> Mapping[str, Any]:
     from kubectl_vcerts import kubeyaml  # kubectl's YAML subset without importing PyYAML
 
-    if not text.strip():
-        return {}  # an empty file is an empty config to kubectl
     try:
-        doc = kubeyaml.load(text)
+        return kubeyaml.load_mapping(text)  # an empty file is an empty config to kubectl
     except kubeyaml.YamlError as exc:
         # Never echo the parser's snippet: a kubeconfig line may hold client-key-data.
-        mark = getattr(exc.__cause__, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UsageError(f"cannot read kubeconfig {path}: not valid YAML{where}",
+        what = f"not valid YAML (line {exc.line})" if exc.line else "not a kubeconfig (a YAML mapping)"
+        raise UsageError(f"cannot read kubeconfig {path}: {what}",
                          hint="check --kubeconfig/KUBECONFIG points at a kubeconfig file") from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, Mapping):
-        raise UsageError(f"cannot read kubeconfig {path}: not a kubeconfig (a YAML mapping)",
-                         hint="check --kubeconfig/KUBECONFIG points at a kubeconfig file")
-    return doc
 
 
 def _absolute(value: Any, base: Path) -> Any:

@@ -1,7 +1,10 @@
-"""Pods of a vCluster: list them as `PodState` (kubectl-printer status), delete them uid-guarded."""
+"""Pods of a vCluster: the one pod-status algorithm (kubectl's printer column, which vCluster's own
+status copies), pods listed as `PodState`, deleted uid-guarded."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from kubectl_vcerts.kube.client import KubeSession
@@ -9,26 +12,81 @@ from kubectl_vcerts.kube.translate import Target, api_call
 from kubectl_vcerts.rotation.model import PodState
 
 
-def pod_state(pod: Any) -> PodState:
-    """The status column `kubectl get pods` shows (phase, or the container's waiting/terminated reason)."""
-    meta, status = pod.metadata, pod.status
-    phase = (status.phase if status else None) or "Unknown"
-    shown = phase
-    if status and status.reason:
-        shown = status.reason
-    for container in (status.container_statuses if status else None) or []:
-        state = container.state
-        if state is None:
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int) else 0
+
+
+def _condition_true(status: Mapping[str, Any], kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or ())
+
+
+def pod_status(pod: Mapping[str, Any]) -> str:
+    """The STATUS column of `kubectl get pods` (kubectl's printPod, which vCluster's GetPodStatus copies):
+    phase or status.reason; an init container's failure (`Init:…`); the last non-empty waiting or
+    terminated reason of the containers; `Terminating` while deleted (`Unknown` when the node was lost)."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    reason: str = status.get("phase") or ""
+    if status.get("reason"):
+        reason = status["reason"]
+    init_specs = spec.get("initContainers") or ()
+    sidecars = {c.get("name") for c in init_specs if c.get("restartPolicy") == "Always"}
+    initializing = False
+    for index, container in enumerate(status.get("initContainerStatuses") or ()):
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated is not None and _int(terminated.get("exitCode")) == 0:
             continue
-        if state.waiting is not None and state.waiting.reason:
-            shown = state.waiting.reason
-        elif state.terminated is not None:
-            shown = state.terminated.reason or ("Signal" if state.terminated.signal else "Completed")
-    if meta.deletion_timestamp is not None:
-        shown = "Unknown" if status and status.reason == "NodeLost" else "Terminating"
-    conditions = (status.conditions if status else None) or []
-    ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
-    return PodState(name=meta.name, uid=meta.uid, status=shown, ready=ready, phase=phase)
+        if container.get("name") in sidecars and container.get("started"):
+            continue  # a started sidecar does not hold initialisation up
+        if terminated is not None:
+            if terminated.get("reason"):
+                reason = "Init:" + terminated["reason"]
+            elif _int(terminated.get("signal")):
+                reason = f"Init:Signal:{_int(terminated.get('signal'))}"
+            else:
+                reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
+        elif waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{index}/{len(init_specs)}"
+        initializing = True
+        break
+    if not initializing or _condition_true(status, "Initialized"):
+        has_running = False
+        for container in reversed(status.get("containerStatuses") or ()):
+            state = container.get("state") or {}
+            waiting, terminated = state.get("waiting"), state.get("terminated")
+            if waiting is not None and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated is not None and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated is not None:
+                signal = _int(terminated.get("signal"))
+                reason = f"Signal:{signal}" if signal else f"ExitCode:{_int(terminated.get('exitCode'))}"
+            elif container.get("ready") and state.get("running") is not None:
+                has_running = True
+        if reason == "Completed" and has_running:
+            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
+    if meta.get("deletionTimestamp"):
+        if status.get("reason") == "NodeLost":
+            reason = "Unknown"
+        elif status.get("phase") not in ("Succeeded", "Failed"):
+            reason = "Terminating"
+    return reason
+
+
+def pod_state(pod: Mapping[str, Any]) -> PodState:
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    return PodState(
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        status=pod_status(pod),
+        ready=_condition_true(status, "Ready"),
+        phase=status.get("phase") or "Unknown",
+    )
 
 
 def list_pods_by_label(
@@ -36,13 +94,18 @@ def list_pods_by_label(
 ) -> dict[str, tuple[PodState, ...]]:
     """The pods matching ``selector``, grouped by the value of their ``label``, each group sorted by
     name: one list call where a selector per group would take one each."""
-    result = api_call(
-        Target("list", "pods", None, namespace),
-        lambda: session.core.list_namespaced_pod(namespace, label_selector=selector, **session.kwargs()),
-    )
+    def call() -> Any:
+        response = session.core.list_namespaced_pod(namespace, label_selector=selector,
+                                                    _preload_content=False, **session.kwargs())
+        try:
+            return json.loads(response.data)
+        finally:
+            response.release_conn()
+
+    result = api_call(Target("list", "pods", None, namespace), call)
     groups: dict[str, list[PodState]] = {}
-    for pod in result.items:
-        value = (pod.metadata.labels or {}).get(label, "")
+    for pod in result.get("items") or ():
+        value = ((pod.get("metadata") or {}).get("labels") or {}).get(label, "")
         groups.setdefault(value, []).append(pod_state(pod))
     return {value: tuple(sorted(states, key=lambda p: p.name)) for value, states in groups.items()}
 

@@ -12,7 +12,6 @@ Pure: the server URL, the kubeconfig setting and the environment in, a proxy URL
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -28,6 +27,8 @@ def _host_port(server: str) -> tuple[str, int]:
 
 
 def _no_proxy_matches(entry: str, host: str, port: int) -> bool:
+    import ipaddress
+
     entry = entry.strip().lower()
     if not entry:
         return False
@@ -62,6 +63,8 @@ def _no_proxy_matches(entry: str, host: str, port: int) -> bool:
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress  # only when a proxy is configured: `check` starts without it
+
     if host == "localhost":
         return True
     try:

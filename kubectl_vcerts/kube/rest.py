@@ -29,10 +29,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from kubectl_vcerts.errors import (
-    ApiError,
-    ConflictError,
-    ForbiddenError,
-    NotFoundError,
     UnreachableError,
     UsageError,
     VcertsError,
@@ -40,7 +36,7 @@ from kubectl_vcerts.errors import (
 from kubectl_vcerts.kube.client import KubeTarget
 from kubectl_vcerts.kube.kubeconfig import load_user_kubeconfig, select_context
 from kubectl_vcerts.kube.proxy import proxy_for
-from kubectl_vcerts.kube.translate import TRANSIENT_STATUS, Target, tls_failure
+from kubectl_vcerts.kube.translate import TRANSIENT_STATUS, Target, error_for_status, tls_failure
 
 ATTEMPTS = 4
 
@@ -149,25 +145,8 @@ def _message(body: bytes) -> str:
 
 
 def http_error(status: int, body: bytes, target: Target) -> VcertsError:
-    """The same mapping as kube.translate.translate, for a raw HTTP status."""
-    detail, what = _message(body), target.describe()
-    if status == 404:
-        return NotFoundError(f"{what} not found")
-    if status == 403:
-        return ForbiddenError(
-            f"forbidden: cannot {target.verb} {what}" + (f" ({detail})" if detail else ""),
-            hint=f"ask for RBAC permission to {target.verb} {target.resource}"
-            + (f" in namespace {target.namespace}" if target.namespace else ""),
-        )
-    if status == 401:
-        return ForbiddenError(f"unauthorized while trying to {target.verb} {what}",
-                              hint="your credentials were rejected; refresh the kubeconfig")
-    if status == 409:
-        return ConflictError(f"conflict: {what} was changed by someone else while we tried to "
-                             f"{target.verb} it", hint="nothing was changed by this command; run it again")
-    if status in TRANSIENT_STATUS:
-        return UnreachableError(f"API server failed to {target.verb} {what}: HTTP {status} {detail}".strip())
-    return ApiError(f"cannot {target.verb} {what}: HTTP {status} {detail}".strip())
+    """kube.translate's mapping, for a raw HTTP status and body."""
+    return error_for_status(status, _message(body), target)
 
 
 def _without_credentials(url: str) -> str:

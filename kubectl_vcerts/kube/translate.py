@@ -107,6 +107,33 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, Urllib3Error | ConnectionError | TimeoutError)
 
 
+def error_for_status(status: int, detail: str, target: Target, *, reason: str = "") -> VcertsError:
+    """Our error for an HTTP status from the API server (both clients): names the object and the verb.
+    `detail` is the Status message the server sent; `reason` the HTTP reason phrase, if any."""
+    what = target.describe()
+    if status == 404:
+        return NotFoundError(f"{what} not found")
+    if status == 403:
+        return ForbiddenError(
+            f"forbidden: cannot {target.verb} {what}" + (f" ({detail})" if detail else ""),
+            hint=f"ask for RBAC permission to {target.verb} {target.resource}"
+            + (f" in namespace {target.namespace}" if target.namespace else ""),
+        )
+    if status == 401:
+        return ForbiddenError(
+            f"unauthorized while trying to {target.verb} {what}",
+            hint="your credentials were rejected; refresh the kubeconfig",
+        )
+    if status == 409:
+        return ConflictError(
+            f"conflict: {what} was changed by someone else while we tried to {target.verb} it",
+            hint="nothing was changed by this command; run it again",
+        )
+    if status in TRANSIENT_STATUS:
+        return UnreachableError(f"API server failed to {target.verb} {what}: HTTP {status} {detail}".strip())
+    return ApiError(f"cannot {target.verb} {what}: HTTP {status} {detail or reason}".strip())
+
+
 def translate(exc: BaseException, target: Target) -> VcertsError:
     """Map one client failure to our hierarchy. The result names the object and the verb."""
     from kubernetes.client.exceptions import ApiException
@@ -114,29 +141,7 @@ def translate(exc: BaseException, target: Target) -> VcertsError:
     if isinstance(exc, VcertsError):
         return exc
     if isinstance(exc, ApiException):
-        detail = _api_message(exc)
-        what = target.describe()
-        if exc.status == 404:
-            return NotFoundError(f"{what} not found")
-        if exc.status == 403:
-            return ForbiddenError(
-                f"forbidden: cannot {target.verb} {what}" + (f" ({detail})" if detail else ""),
-                hint=f"ask for RBAC permission to {target.verb} {target.resource}"
-                + (f" in namespace {target.namespace}" if target.namespace else ""),
-            )
-        if exc.status == 401:
-            return ForbiddenError(
-                f"unauthorized while trying to {target.verb} {what}",
-                hint="your credentials were rejected; refresh the kubeconfig",
-            )
-        if exc.status == 409:
-            return ConflictError(
-                f"conflict: {what} was changed by someone else while we tried to {target.verb} it",
-                hint="nothing was changed by this command; run it again",
-            )
-        if exc.status in TRANSIENT_STATUS:
-            return UnreachableError(f"API server failed to {target.verb} {what}: HTTP {exc.status} {detail}")
-        return ApiError(f"cannot {target.verb} {what}: HTTP {exc.status} {detail or exc.reason}".strip())
+        return error_for_status(exc.status, _api_message(exc), target, reason=exc.reason or "")
     untrusted = tls_failure(exc, target)
     if untrusted is not None:
         return untrusted

@@ -18,15 +18,16 @@ Imports kubernetes only inside functions; never logs credentials.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, kubeyaml
 from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, UnreachableError, VcertsError
-from kubectl_vcerts.kube.client import KubeSession
+from kubectl_vcerts.kube.client import KubeSession, use_proxy
+from kubectl_vcerts.kube.proxy import proxy_for
 from kubectl_vcerts.kube.translate import Target, api_call
 
 if TYPE_CHECKING:
@@ -51,12 +52,11 @@ class VirtualEndpoint:
 
 def _load(text: bytes, *, where: str) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidPkiError(
-            f"{where} is not a kubeconfig ({type(exc).__name__})", hint="check the vCluster's secrets"
-        ) from exc
-    if not isinstance(doc, dict) or not doc.get("clusters") or not doc.get("users"):
+        doc = kubeyaml.load_mapping(text)
+    except kubeyaml.YamlError as exc:
+        raise InvalidPkiError(f"{where} is not a kubeconfig ({exc})",
+                              hint="check the vCluster's secrets") from exc
+    if not doc.get("clusters") or not doc.get("users"):
         raise InvalidPkiError(
             f"{where} is not a kubeconfig with a cluster and a user", hint="check the vCluster's secrets"
         )
@@ -65,7 +65,7 @@ def _load(text: bytes, *, where: str) -> dict[str, Any]:
 
 def with_server(doc: Mapping[str, Any], server: str) -> dict[str, Any]:
     """A copy of a kubeconfig document whose every cluster points at `server`."""
-    copy: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(doc)))
+    copy = deepcopy(dict(doc))
     for cluster in copy.get("clusters") or []:
         cluster.setdefault("cluster", {})["server"] = server
     return copy
@@ -111,6 +111,8 @@ def build_session(doc: Mapping[str, Any], *, request_timeout: float | None = Non
             f"cannot use the vCluster admin kubeconfig: {exc}",
             hint="check vc-NAME / admin.conf in NAME-certs",
         ) from exc
+    # The virtual API is reached like any server kubectl talks to: the environment's proxy rules.
+    use_proxy(configuration, proxy_for(configuration.host, None, os.environ))
     return KubeSession(
         api_client=k8s.ApiClient(configuration), namespace="default", request_timeout=request_timeout
     )
@@ -211,7 +213,7 @@ def fetch_served_certificate(server: str, *, timeout: float = PROBE_TIMEOUT) -> 
     host, port = url.hostname or "", url.port or 443
     context = ssl.create_default_context()
     context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # we compare the certificate ourselves (rotation.live)
+    context.verify_mode = ssl.CERT_NONE  # we compare the certificate ourselves (pki.served)
     try:
         with (
             socket.create_connection((host, port), timeout=timeout) as sock,

@@ -3,7 +3,8 @@
 Bytes and ``now`` in, frozen dataclasses out; no I/O, no clock, no Kubernetes, no logging of key
 material. Facts: loft-sh/vcluster `pkg/certs/` and its vendored kubeadm `phases/certs`.
 
-Imports only the standard library, ``cryptography``, PyYAML (kubeconfigs) and kubectl_vcerts.errors.
+Imports only the standard library, ``cryptography``, kubectl_vcerts.kubeyaml (kubeconfigs) and
+kubectl_vcerts.errors (the `lint-imports` contracts in pyproject.toml hold it to that).
 """
 
 from typing import TYPE_CHECKING, Any

@@ -33,7 +33,7 @@ Imports only the standard library, ``cryptography``, PyYAML (kubeconfigs) and si
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -73,7 +73,8 @@ class Status(StrEnum):
 _SEVERITY = {Status.OK: 0, Status.EXPIRING: 1, Status.NOT_YET_VALID: 2, Status.EXPIRED: 3, Status.INVALID: 4}
 
 
-def worst_of(statuses: list[Status]) -> Status:
+def worst_of(statuses: Sequence[Status]) -> Status:
+    """The most severe status (OK for none): the one order of severity, for rows, summaries and exits."""
     return max(statuses, key=_SEVERITY.__getitem__, default=Status.OK)
 
 

@@ -5,7 +5,7 @@ kubeadm writes one cluster, one user and one context with embedded ``certificate
 at (or the only ones) and replace only those three values, keeping server, names and every other
 field.
 
-Imports only the standard library, ``cryptography`` (via parse), kubeyaml and PyYAML (lazily, to write).
+Imports only the standard library and kubeyaml (the project's one YAML loader and dumper).
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ def _b64(section: dict[str, Any], key: str) -> bytes:
 def _load(raw: bytes) -> Any:
     # kubeyaml parses kubeadm's kubeconfigs without importing PyYAML (which `check` would pay for).
     try:
-        return kubeyaml.load(raw)
+        return kubeyaml.load_mapping(raw)
     except kubeyaml.YamlError as exc:
-        raise ValueError("not YAML") from exc
+        raise ValueError(f"not a kubeconfig: {exc}") from exc
 
 
 def parse_kubeconfig(raw: bytes) -> KubeconfigParts:
@@ -101,7 +101,4 @@ def replace_credentials(raw: bytes, *, client_cert_pem: bytes, client_key_pem: b
     user["client-key-data"] = base64.b64encode(client_key_pem).decode()
     if ca_pem is not None:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
-    import yaml  # only when writing: `check` never does
-
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter when PyYAML has it
-    return yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False).encode()
+    return kubeyaml.dump(doc)

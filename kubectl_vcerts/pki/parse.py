@@ -57,6 +57,16 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     return certs
 
 
+def first_certificate_der(data: bytes) -> bytes | None:
+    """DER of the first certificate of a PEM bundle; None when there is none or it does not parse
+    (a trust anchor a client may have pinned, compared byte for byte)."""
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        return None
+    return certs[0].public_bytes(serialization.Encoding.DER) if certs else None
+
+
 def first_certificate(data: bytes) -> x509.Certificate:
     """The first certificate of a PEM bundle (vCluster's splitCACert takes the first block too)."""
     return load_certificates(data)[0]
@@ -100,6 +110,13 @@ def _spki(key: PublicKey) -> bytes:
 
 def key_matches(public: PublicKey, private: PrivateKey) -> bool:
     return _spki(public) == _spki(private.public_key())
+
+
+def public_key_pin(cert: x509.Certificate) -> str:
+    """kubeadm's CA pin (--discovery-token-ca-cert-hash): sha256 of the SubjectPublicKeyInfo."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
 def fingerprint(cert: x509.Certificate) -> str:

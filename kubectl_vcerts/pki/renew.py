@@ -41,7 +41,8 @@ from kubectl_vcerts.pki.parse import (
     public_key_of,
 )
 
-RENEWAL_THRESHOLD = timedelta(days=90)  # contract.VCLUSTER_RENEWAL_THRESHOLD_DAYS
+# vCluster >= 0.33 re-issues leaf certificates at start-up when they expire within this window.
+RENEWAL_THRESHOLD = timedelta(days=90)
 _HINT = "restore a complete PKI (`kubectl vcerts restore`) or create a new one (`kubectl vcerts rotate-ca`)"
 
 

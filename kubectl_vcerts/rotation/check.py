@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ExitCode, ForbiddenError, NotFoundError
 from kubectl_vcerts.pki import PkiReport, Status, inspect_pki
+from kubectl_vcerts.pki.inspect import worst_of
 from kubectl_vcerts.rotation.discovery import assemble_vclusters, find_vcluster, list_accessible_workloads
 from kubectl_vcerts.rotation.model import VCluster
 
@@ -68,14 +69,7 @@ class CheckSummary:
 
     @property
     def worst(self) -> Status:
-        return worst_status([row.worst for row in self.rows])
-
-
-_SEVERITY = {Status.OK: 0, Status.EXPIRING: 1, Status.NOT_YET_VALID: 2, Status.EXPIRED: 3, Status.INVALID: 4}
-
-
-def worst_status(statuses: Sequence[Status]) -> Status:
-    return max(statuses, key=_SEVERITY.__getitem__, default=Status.OK)
+        return worst_of([row.worst for row in self.rows])
 
 
 def exit_code_for(worst: Status) -> ExitCode:

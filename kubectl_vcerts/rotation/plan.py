@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cryptography import x509
-
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, NotReadyError, UnsupportedError
 from kubectl_vcerts.pki import EntryChange, Status, inspect_pki
+from kubectl_vcerts.pki.parse import first_certificate
+from kubectl_vcerts.pki.renew import RENEWAL_THRESHOLD
 from kubectl_vcerts.rotation.model import Distro, PodState, VCluster
 from kubectl_vcerts.rotation.ports import BackupRecord
 from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, RestartMode
@@ -126,8 +126,8 @@ def check_pki_usable(data: Mapping[str, bytes], *, now: datetime, operation: Ope
 def _ca_unusable(pem: bytes, now: datetime) -> bool:
     """The first certificate of a CA entry cannot be read, or is outside its validity."""
     try:
-        cert = x509.load_pem_x509_certificates(pem)[0]
-    except (ValueError, IndexError):
+        cert = first_certificate(pem)
+    except ValueError:
         return True
     return not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc)
 
@@ -206,12 +206,7 @@ def select_prunable(records: Sequence[BackupRecord], *, keep: int) -> list[Backu
     return ordered[max(keep, 0) :]
 
 
-def describe_validity(changes: Sequence[EntryChange]) -> tuple[datetime | None, datetime | None]:
-    """(earliest, latest) new NotAfter among the changed entries, for the plan summary."""
-    ends = [c.new_not_after for c in changes if c.new_not_after is not None]
-    return (min(ends), max(ends)) if ends else (None, None)
-
-
 def leaf_validity_ok(validity: timedelta) -> bool:
-    """vCluster >= 0.33 re-issues leaves with <= 90 days left at start-up: ours must outlive that."""
-    return validity > timedelta(days=contract.VCLUSTER_RENEWAL_THRESHOLD_DAYS)
+    """vCluster >= 0.33 re-issues leaves within RENEWAL_THRESHOLD of their end at start-up: ours must
+    outlive that."""
+    return validity > RENEWAL_THRESHOLD

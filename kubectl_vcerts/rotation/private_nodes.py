@@ -249,30 +249,29 @@ def kubeadm_join_command(endpoint: str, token: str, ca_hash: str) -> str:
 
 def ca_cert_hash(ca_pem: bytes) -> str:
     """kubeadm's pubkeypin: sha256 of the SubjectPublicKeyInfo of the (single) CA certificate."""
-    import hashlib
+    from kubectl_vcerts.pki.parse import load_certificates, public_key_pin
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    certs = x509.load_pem_x509_certificates(ca_pem)
+    try:
+        certs = load_certificates(ca_pem)
+    except ValueError:
+        certs = []
     if len(certs) != 1:
         raise UsageError(
             f"kube-root-ca.crt holds {len(certs)} certificates, expected exactly one",
             hint="wait until the new CA is published, then run `kubectl vcerts token create`",
         )
-    spki = certs[0].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return "sha256:" + hashlib.sha256(spki).hexdigest()
+    return public_key_pin(certs[0])
 
 
 def control_plane_endpoint(cluster_configuration: str) -> str:
     """`controlPlaneEndpoint` of kubeadm's ClusterConfiguration (YAML text); "" when absent."""
-    import yaml
+    from kubectl_vcerts import kubeyaml
 
     try:
-        doc = yaml.safe_load(cluster_configuration) or {}
-    except yaml.YAMLError:
+        doc = kubeyaml.load_mapping(cluster_configuration)
+    except kubeyaml.YamlError:
         return ""
-    return str(doc.get("controlPlaneEndpoint") or "") if isinstance(doc, dict) else ""
+    return str(doc.get("controlPlaneEndpoint") or "")
 
 
 def delete_nodeclaims_commands(

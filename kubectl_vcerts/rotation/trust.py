@@ -7,7 +7,7 @@ Which files kubectl reads is kube/kubeconfig.py's job; given their documents in 
 entry, and `update_kubeconfigs` changes each stale entry in that file only.
 
 Pure: parsed kubeconfig documents and PEM bytes in, new documents out (the CLI reads and writes the
-files). Imports yaml and cryptography only (plus errors and the standard library).
+files). Certificates are read by pki/, YAML by kubeyaml (the project's one loader).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
+from kubectl_vcerts import kubeyaml
 from kubectl_vcerts.errors import InvalidInputError, InvalidPkiError
+from kubectl_vcerts.pki.kubeconfig import KubeconfigParts, parse_kubeconfig
+from kubectl_vcerts.pki.parse import first_certificate_der
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,7 @@ class TrustedContext:
 
 def first_cert_der(pem: bytes) -> bytes | None:
     """DER of the first certificate in a PEM bundle (None when there is none)."""
-    try:
-        certs = x509.load_pem_x509_certificates(pem)
-    except ValueError:
-        return None
-    return certs[0].public_bytes(Encoding.DER) if certs else None
+    return first_certificate_der(pem)
 
 
 def _b64(value: Any) -> bytes:
@@ -61,12 +57,9 @@ def _b64(value: Any) -> bytes:
 
 def load_kubeconfig(text: bytes, *, where: str) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{where} is not valid YAML", hint="check the file") from exc
-    if not isinstance(doc, dict):
-        raise InvalidInputError(f"{where} is not a kubeconfig", hint="check the file")
-    return doc
+        return kubeyaml.load_mapping(text)
+    except kubeyaml.YamlError as exc:
+        raise InvalidInputError(f"{where} is not a kubeconfig ({exc})", hint="check the file") from exc
 
 
 def _named(doc: Mapping[str, Any], section: str, field: str) -> dict[str, dict[str, Any]]:
@@ -87,14 +80,17 @@ def old_trust_anchors(old_data: Mapping[str, bytes]) -> set[bytes]:
     return anchors
 
 
+def _admin(data: Mapping[str, bytes]) -> KubeconfigParts:
+    try:
+        return parse_kubeconfig(data.get("admin.conf", b""))
+    except ValueError as exc:
+        raise InvalidPkiError(f"admin.conf is unusable: {exc}", hint="restore a complete backup") from exc
+
+
 def admin_client_cert(data: Mapping[str, bytes]) -> tuple[bytes, bytes]:
     """(client-certificate-data, client-key-data) of admin.conf, decoded (PEM)."""
-    doc = load_kubeconfig(data.get("admin.conf", b""), where="admin.conf")
-    users = _named(doc, "users", "user")
-    if not users:
-        raise InvalidPkiError("admin.conf has no user", hint="restore a complete backup")
-    user = next(iter(users.values()))
-    return _b64(user.get("client-certificate-data")), _b64(user.get("client-key-data"))
+    parts = _admin(data)
+    return parts.client_cert_pem, parts.client_key_pem
 
 
 def _first_named(docs: Sequence[Mapping[str, Any]], section: str, field: str) -> dict[str, tuple[int, Any]]:
@@ -188,7 +184,7 @@ def update_kubeconfigs(
     }
     out: dict[int, dict[str, Any]] = {}
     for index in sorted(set(clusters) | set(users)):
-        doc: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(docs[index])))
+        doc = deepcopy(dict(docs[index]))
         _replace_first(doc.get("clusters"), clusters.get(index, set()), "cluster", ca)
         _replace_first(doc.get("users"), users.get(index, set()), "user", credentials)
         out[index] = doc
@@ -207,7 +203,7 @@ def update_kubeconfig(
     updated = update_kubeconfigs(
         [doc], contexts, new_ca=new_ca, new_admin_cert=new_admin_cert, new_admin_key=new_admin_key
     )
-    return updated.get(0) or yaml.safe_load(yaml.safe_dump(doc))
+    return updated.get(0) or deepcopy(doc)
 
 
 def admin_kubeconfig(new_data: Mapping[str, bytes], *, server: str | None) -> bytes:
@@ -217,18 +213,12 @@ def admin_kubeconfig(new_data: Mapping[str, bytes], *, server: str | None) -> by
         for item in doc.get("clusters") or []:
             if isinstance(item, dict) and isinstance(item.get("cluster"), dict):
                 item["cluster"]["server"] = server
-    return yaml.safe_dump(doc, sort_keys=False).encode()
+    return kubeyaml.dump(doc)
 
 
 def kubeconfig_ca(new_data: Mapping[str, bytes]) -> bytes:
     """The CA data the new admin.conf trusts (ca.crt, or server-ca.crt in split mode)."""
-    doc = load_kubeconfig(new_data.get("admin.conf", b""), where="admin.conf")
-    clusters = _named(doc, "clusters", "cluster")
-    for cluster in clusters.values():
-        data = _b64(cluster.get("certificate-authority-data"))
-        if data:
-            return data
-    return new_data.get("ca.crt", b"")
+    return _admin(new_data).ca_pem
 
 
 def server_of(kubeconfig_text: bytes) -> str | None:

@@ -122,70 +122,183 @@ def test_a_kubeconfig_list_whose_first_file_has_no_current_context_works_like_ku
     assert "vc" in result.stdout + result.stderr
 
 
-@pytest.mark.binaries
-def test_merged_contexts_and_relative_files_match_kubectl_config_view(tmp_path: Path) -> None:
-    (tmp_path / "a" / "pki").mkdir(parents=True)
-    (tmp_path / "b").mkdir()
-    (tmp_path / "a" / "pki" / "ca.crt").write_bytes(b"CA OF A")
-    (tmp_path / "b" / "ca.crt").write_bytes(b"CA OF B")
-    (tmp_path / "b" / "token").write_text("token-of-b")
-    a = tmp_path / "a" / "config"
-    a.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {"name": "c", "cluster": {"server": "https://a:1", "certificate-authority": "pki/ca.crt"}}
-                ],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "from-a"}}],
-            }
-        )
-    )
-    b = tmp_path / "b" / "config"
-    b.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "x",
-                "clusters": [
-                    {"name": "c", "cluster": {"server": "https://b:1"}},
-                    {"name": "d", "cluster": {"server": "https://d:1", "certificate-authority": "ca.crt"}},
-                ],
-                "users": [{"name": "u", "user": {"tokenFile": "token"}}],
-                "contexts": [
-                    {"name": "x", "context": {"cluster": "d", "user": "u"}},
-                    {"name": "other", "context": {"cluster": "d", "user": "u"}},
-                ],
-            }
-        )
-    )
-    empty = tmp_path / "empty"
-    empty.write_text("")
-    env = {"KUBECONFIG": os.pathsep.join(map(str, (a, empty, tmp_path / "missing", b, a)))}
+def _doc(
+    clusters: dict[str, Any] | None = None,
+    users: dict[str, Any] | None = None,
+    contexts: dict[str, Any] | None = None,
+    current: str | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "Config"}
+    for section, body, entries in (
+        ("clusters", "cluster", clusters),
+        ("users", "user", users),
+        ("contexts", "context", contexts),
+    ):
+        if entries is not None:
+            doc[section] = [{"name": name, body: value} for name, value in entries.items()]
+    if current is not None:
+        doc["current-context"] = current
+    return doc
 
+
+# Each case: the files of KUBECONFIG in order (None: the path does not exist; "": an empty file), as
+# (relative path, document). Files the documents name ("pki/ca.crt", "token") are made next to them.
+MERGE_CASES: dict[str, list[tuple[str, dict[str, Any] | str | None]]] = {
+    "the first file has no current-context; the second sets it": [
+        (
+            "a/config",
+            _doc(
+                {"c": {"server": "https://a:1"}},
+                {"u": {"token": "tok-a"}},
+                {"x": {"cluster": "c", "user": "u", "namespace": "ns-a"}},
+            ),
+        ),
+        ("b/config", _doc(contexts={"second": {"cluster": "c", "user": "u"}}, current="x")),
+    ],
+    "names defined in two files: the first file's definitions win whole": [
+        (
+            "a/config",
+            _doc(
+                {"c": {"server": "https://a:1"}},
+                {"u": {"token": "tok-a"}},
+                {"x": {"cluster": "c", "user": "u"}},
+                current="x",
+            ),
+        ),
+        (
+            "b/config",
+            _doc(
+                {
+                    "c": {"server": "https://b:1", "insecure-skip-tls-verify": True},
+                    "d": {"server": "https://d:1"},
+                },
+                {"u": {"token": "tok-b", "username": "extra"}},
+                {
+                    "x": {"cluster": "d", "user": "u", "namespace": "ns-b"},
+                    "other": {"cluster": "d", "user": "u"},
+                },
+                current="other",
+            ),
+        ),
+    ],
+    "relative file references are read next to the file that holds them": [
+        (
+            "a/config",
+            _doc(
+                {"c": {"server": "https://a:1", "certificate-authority": "pki/ca.crt"}},
+                contexts={"x": {"cluster": "c", "user": "u", "namespace": "from-a"}},
+            ),
+        ),
+        (
+            "b/config",
+            _doc(
+                {"d": {"server": "https://d:1", "certificate-authority": "ca.crt"}},
+                {"u": {"tokenFile": "token"}},
+                {"other": {"cluster": "d", "user": "u"}},
+                current="x",
+            ),
+        ),
+    ],
+    "empty, missing and repeated entries of KUBECONFIG are skipped": [
+        ("empty", ""),
+        ("missing", None),
+        (
+            "a/config",
+            _doc(
+                {"c": {"server": "https://a:1"}},
+                {"u": {"token": "tok-a"}},
+                {"x": {"cluster": "c", "user": "u"}},
+                current="x",
+            ),
+        ),
+        ("a/config", _doc()),  # the same path again: read once
+    ],
+}
+
+
+def _lay_out(tmp_path: Path, files: list[tuple[str, dict[str, Any] | str | None]]) -> str:
+    paths = []
+    for relative, doc in files:
+        path = tmp_path / relative
+        paths.append(str(path))
+        if doc is None or path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+        (path.parent / "pki").mkdir(exist_ok=True)
+        (path.parent / "pki" / "ca.crt").write_text(f"CA next to {relative}")
+        (path.parent / "ca.crt").write_text(f"other CA next to {relative}")
+        (path.parent / "token").write_text(f"token next to {relative}")
+    return os.pathsep.join(paths)
+
+
+def _file_or_data(section: dict[str, Any], key: str) -> bytes | None:
+    if section.get(f"{key}-data"):
+        return base64.b64decode(section[f"{key}-data"])
+    return Path(section[key]).read_bytes() if section.get(key) else None
+
+
+@pytest.mark.binaries
+@pytest.mark.parametrize("files", MERGE_CASES.values(), ids=MERGE_CASES.keys())
+def test_every_context_resolves_as_kubectl_config_view_shows_it(
+    tmp_path: Path, files: list[tuple[str, dict[str, Any] | str | None]]
+) -> None:
+    env = {"KUBECONFIG": _lay_out(tmp_path, files)}
     merged = json.loads(_kubectl(env, "config", "view", "--merge", "--raw", "-o", "json").stdout)
     ours = load_user_kubeconfig(None, environ=env)
 
-    assert ours.current_context == merged["current-context"] == "x"
+    assert ours.current_context == merged.get("current-context", "")
     for section, mine in (("clusters", ours.clusters), ("users", ours.users), ("contexts", ours.contexts)):
-        assert sorted(mine) == sorted(item["name"] for item in merged[section] or [])
-    for context in ("x", "other"):
+        assert sorted(mine) == sorted(item["name"] for item in merged.get(section) or [])
+    for context in ours.contexts:
         flat = json.loads(
             _kubectl(
                 env, "config", "view", "--minify", "--flatten", "--raw", "-o", "json", "--context", context
             ).stdout
         )
         chosen = select_context(ours, context)
-        their_cluster = flat["clusters"][0]["cluster"]
-        assert chosen.server == their_cluster["server"]
+        theirs = flat["clusters"][0]["cluster"]
+        their_user = flat["users"][0]["user"] if flat.get("users") else {}
+        assert chosen.server == theirs["server"]
         assert chosen.namespace == flat["contexts"][0]["context"].get("namespace")
-        ca = Path(chosen.cluster["certificate-authority"]).read_bytes()
-        assert ca == base64.b64decode(their_cluster["certificate-authority-data"])
-        # kubectl keeps a tokenFile as written and reads it relative to the file that holds it
-        assert flat["users"][0]["user"]["tokenFile"] == "token"
-        assert chosen.user["tokenFile"] == str(tmp_path / "b" / "token")
+        assert bool(chosen.cluster.get("insecure-skip-tls-verify")) == bool(
+            theirs.get("insecure-skip-tls-verify")
+        )
+        assert _file_or_data(dict(chosen.cluster), "certificate-authority") == _file_or_data(
+            theirs, "certificate-authority"
+        )
+        assert chosen.user.get("token") == their_user.get("token")
+        assert chosen.user.get("username") == their_user.get("username")
+        if their_user.get("tokenFile"):
+            # kubectl keeps a tokenFile as written and reads it next to the file that holds it
+            origin = Path(tmp_path / files[ours.users[chosen.user_name].file][0]).parent
+            assert chosen.user["tokenFile"] == str(origin / their_user["tokenFile"])
+
+
+@pytest.mark.binaries
+def test_a_name_defined_twice_in_one_file_is_refused_like_kubectl(tmp_path: Path) -> None:
+    twice = tmp_path / "config"
+    twice.write_text(
+        yaml.safe_dump(
+            _doc(contexts={"x": {"cluster": "c"}}, current="x")
+            | {
+                "clusters": [
+                    {"name": "c", "cluster": {"server": "https://a:1"}},
+                    {"name": "c", "cluster": {"server": "https://b:1"}},
+                ]
+            }
+        )
+    )
+    env = {"KUBECONFIG": str(twice)}
+
+    seen = _kubectl(env, "config", "view", "--merge", "--raw")
+    ours = _plugin(env, "check", "vc")
+
+    assert seen.returncode != 0 and 'duplicate name "c"' in seen.stderr
+    assert ours.returncode == 2
+    assert ours.stderr.splitlines()[0] == (
+        f"kubectl vcerts: error: cannot read kubeconfig {twice}: cluster 'c' is defined twice"
+    )
 
 
 # ------------------------------------------------------------------------------------------ proxies
@@ -208,15 +321,21 @@ def test_a_kubeconfig_proxy_url_carries_every_request_even_to_loopback(
 ) -> None:
     make_vcluster()
     with ConnectProxy() as proxy:
-        config = _with_cluster(kube_cluster, tmp_path, namespace, **{"proxy-url": proxy.url})
+        # credentials in the proxy URL go to the proxy as Proxy-Authorization, as kubectl sends them
+        with_credentials = proxy.url.replace("http://", "http://tester:s3cret@")
+        config = _with_cluster(kube_cluster, tmp_path, namespace, **{"proxy-url": with_credentials})
         env = {"KUBECONFIG": str(config)}
+        expected_auth = "Basic " + base64.b64encode(b"tester:s3cret").decode()
         assert _kubectl(env, "get", "statefulsets").returncode == 0
         assert proxy.requests, "kubectl did not use the proxy"
+        assert set(proxy.authorizations) == {expected_auth}
         for args in COMMANDS.values():
             proxy.requests.clear()
+            proxy.authorizations.clear()
             result = _plugin(env, *args)
             assert result.returncode == 0, (args, result.stderr)
             assert proxy.requests and set(proxy.requests) == {f"127.0.0.1:{_port(kube_cluster)}"}, args
+            assert set(proxy.authorizations) == {expected_auth}, args
 
 
 @pytest.mark.cluster

@@ -469,19 +469,12 @@ def _create_volumes(session: KubeSession, namespace: str, statefulset: str, repl
 
 
 def pod_status(pod: Any) -> str:
-    """kubectl's printer status, as vCluster's find.go uses it (phase; a waiting/terminated reason wins)."""
-    if pod.metadata.deletion_timestamp is not None:
-        return "Terminating"
-    reason = pod.status.reason or pod.status.phase or ""
-    for status in reversed(pod.status.container_statuses or []):
-        state = status.state
-        if state is None:
-            continue
-        if state.waiting is not None and state.waiting.reason:
-            reason = state.waiting.reason
-        elif state.terminated is not None and state.terminated.reason:
-            reason = state.terminated.reason
-    return str(reason)
+    """kubectl's printer status of a client model pod: the product's one algorithm (kube/pods.py)."""
+    from kubernetes.client import ApiClient
+
+    from kubectl_vcerts.kube.pods import pod_status as printed_status
+
+    return printed_status(ApiClient().sanitize_for_serialization(pod))
 
 
 def pod_ready(pod: Any) -> bool:

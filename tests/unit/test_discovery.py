@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from kubectl_vcerts.errors import ForbiddenError, NotFoundError
-from kubectl_vcerts.kube.discovery import pod_status, workload_record
+from kubectl_vcerts.kube.discovery import workload_record
+from kubectl_vcerts.kube.pods import pod_status
 from kubectl_vcerts.rotation.discovery import (
     assemble_vclusters,
     config_facts,

@@ -1,4 +1,4 @@
-"""`rotation.live.compare_served`: the served certificate against NAME-certs, one case per reason."""
+"""`pki.served.compare_served`: the served certificate against NAME-certs, one case per reason."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from kubectl_vcerts.rotation.live import compare_served
+from kubectl_vcerts.pki.served import compare_served
 
 NOW = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
 Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

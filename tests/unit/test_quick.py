@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubectl_vcerts.cli import check as check_command
+from kubectl_vcerts.cli import deps as deps_module
 from kubectl_vcerts.cli import quick
 from kubectl_vcerts.cli.app import run
 from kubectl_vcerts.cli.deps import Deps
@@ -173,12 +175,21 @@ def _reader() -> FakeReader:
     return reader
 
 
+class _FrozenDatetime(datetime):
+    """`datetime` whose now() is one fixed instant: the two runs compared must see the same clock."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _FrozenDatetime:
+        return cls(2026, 7, 1, 12, 0, 0, tzinfo=tz)
+
+
 @pytest.fixture
 def fake_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     def open_reader(_target: KubeTarget, _session: Any) -> FakeReader:
         return _reader()
 
     monkeypatch.setattr(discovery, "open_reader", open_reader)
+    monkeypatch.setattr(deps_module, "datetime", _FrozenDatetime)
 
 
 @pytest.mark.usefixtures("fake_cluster")

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kubectl_vcerts.pki import to_files
+from kubectl_vcerts.pki.layout import to_files
+from kubectl_vcerts.pki.parse import common_name, fingerprint, signed_by
 
 UNTRUSTED = "served-chain-untrusted"
 NOT_IN_SECRET = "served-cert-not-in-secret"  # noqa: S105 - a reason, not a secret
@@ -66,21 +65,8 @@ class LiveReport:
         return any(f.drift for f in self.findings)
 
 
-def _fingerprint(cert: x509.Certificate) -> str:
-    return "sha256:" + cert.fingerprint(hashes.SHA256()).hex()
-
-
 def _cn(name: x509.Name) -> str:
-    values = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(values[0].value) if values else name.rfc4514_string()
-
-
-def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):  # another issuer name, key type or signature
-        return False
-    return True
+    return common_name(name) or name.rfc4514_string()
 
 
 def compare_served(
@@ -131,7 +117,7 @@ def compare_served(
     return LiveReport(
         server=server,
         source=source,
-        served_fingerprint=_fingerprint(served),
+        served_fingerprint=fingerprint(served),
         served_subject=_cn(served.subject),
         served_issuer=_cn(served.issuer),
         served_not_after=served.not_valid_after_utc,
