@@ -31,7 +31,6 @@ GROUP = contract.MANAGEMENT_GROUP
 VERSION = contract.MANAGEMENT_VERSION
 VCI_RESOURCE = f"{contract.VCI_PLURAL}.{GROUP}"
 CLAIM_RESOURCE = f"{contract.NODECLAIM_PLURAL}.{GROUP}"
-MERGE_PATCH = "application/merge-patch+json"
 CLAIM_PAGE = 250
 
 
@@ -144,7 +143,9 @@ class PlatformGateway:
     def annotate_instance(self, instance: Instance, changes: Mapping[str, str | None], *,
                           dry_run: bool = False) -> Instance:
         body = {"metadata": {"resourceVersion": instance.resource_version, "annotations": dict(changes)}}
-        kwargs: dict[str, Any] = {"_content_type": MERGE_PATCH, **self.session.kwargs()}
+        # A JSON merge patch: the Content-Type patch_namespaced_custom_object sends in every client
+        # release (its `_content_type` option exists only from kubernetes 36 on).
+        kwargs: dict[str, Any] = dict(self.session.kwargs())
         if dry_run:
             kwargs["dry_run"] = "All"
         obj = self._call(

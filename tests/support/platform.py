@@ -143,7 +143,7 @@ class PlatformPlayer:
     def annotate(self, name: str, changes: Mapping[str, str | None]) -> None:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, contract.VCI_PLURAL, name,
-            {"metadata": {"annotations": dict(changes)}}, _content_type="application/merge-patch+json")
+            {"metadata": {"annotations": dict(changes)}})  # a merge patch, the client's default
 
     def make_claim(self, vcluster: str, name: str, *, node_type: str = "medium", provider: str = "aws",
                    finalizers: list[str] | None = None, spec: Mapping[str, Any] | None = None,
@@ -180,7 +180,7 @@ class PlatformPlayer:
     def clear_finalizers(self, name: str) -> None:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, contract.NODECLAIM_PLURAL, name,
-            {"metadata": {"finalizers": None}}, _content_type="application/merge-patch+json")
+            {"metadata": {"finalizers": None}})  # a merge patch, the client's default
 
     def recreate_as_platform(self, recorded: Mapping[str, Any], new_name: str) -> dict[str, Any]:
         """What the Platform does after a deletion: a new claim, new name, same request."""

@@ -60,13 +60,13 @@ class ConnectProxy:
             lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
             method, _, rest = lines[0].partition(" ")
             authority = rest.partition(" ")[0]
-            headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:] if ": " in line)}
             host, _, port = authority.rpartition(":")
             if method != "CONNECT" or not port.isdigit():
                 client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
                 return
             self.requests.append(authority)
-            self.authorizations.append(headers.get("Proxy-Authorization"))
+            self.authorizations.append(headers.get("proxy-authorization"))
             target = "127.0.0.1" if host in self.aliases else host.strip("[]")
             if not _loopback(target):
                 client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
