@@ -21,14 +21,10 @@ PAUSED_REPLICAS_ANNOTATION = "loft.sh/paused-replicas"
 PAUSED_DATE_ANNOTATION = "loft.sh/paused-date"
 SLEEP_MODE_LABEL = "loft.sh/sleep-mode"
 MIGRATED_FROM_K3S_ANNOTATION = "vcluster.loft.sh/migrated-from-k3s"
-CERT_ROTATION_AT_ANNOTATION = "vcluster.loft.sh/cert-rotation-at"  # pod-template rollout trigger
-SERVICE_CIDR_ANNOTATION = "vcluster.loft.sh/service-cidr"
 SLEEP_TYPE_ANNOTATION = "sleepmode.loft.sh/sleep-type"  # on vc-config-NAME: "Sleeping (workloads only)"
 STORE_ANNOTATION = "vcluster.loft.sh/store"  # on vc-config-NAME: backing-store type
 CONFIG_SECRET_KEY = "config.yaml"  # noqa: S105 - the one key of vc-config-NAME, not a secret
 VCLUSTER_CERTS_SELECTOR = "app=vcluster"  # NAME-certs (>= v0.24), vc-NAME and vc-config-NAME carry it
-# First vCluster release with `vcluster certs` (pkg/cli/certs/rotate_helm.go minVersion).
-VCLUSTER_CERTS_MIN_VERSION = "0.27.0-alpha.9"
 
 
 def certs_secret_name(vcluster: str) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.cli.deps import Deps, get_deps
 from kubectl_vcerts.cli.files import write_private_file
 from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption
@@ -34,7 +34,7 @@ def backup_document(record: BackupRecord) -> dict[str, Any]:
         "namespace": record.namespace,
         "vcluster": record.vcluster,
         "id": record.name.rsplit("-", 1)[-1],
-        "created": record.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": timefmt.rfc3339(record.created),
         "operation": record.operation,
         "caFingerprint": record.ca_fingerprint,
         "sourceResourceVersion": record.source_resource_version,
@@ -72,7 +72,7 @@ def list_command(ctx: typer.Context, name: NameArgument, output: OutputOption = 
         rows.append(
             (
                 record.name.rsplit("-", 1)[-1],
-                record.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                timefmt.seconds_utc(record.created),
                 record.operation or "-",
                 fingerprint,
                 record.name,
@@ -149,7 +149,7 @@ def prune_command(
     verb = "Would delete" if dry_run else "Deleting"
     for r in doomed:
         deps.out.print(
-            f"{verb} {r.name} ({r.created.strftime('%Y-%m-%d %H:%M:%S UTC')}, {r.operation})",
+            f"{verb} {r.name} ({timefmt.seconds_utc(r.created)}, {r.operation})",
             markup=False,
             highlight=False,
         )

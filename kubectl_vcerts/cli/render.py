@@ -21,10 +21,11 @@ import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from kubectl_vcerts import timefmt
 from kubectl_vcerts.cli.deps import Deps
 from kubectl_vcerts.cli.formats import OutputFormat
 from kubectl_vcerts.errors import UsageError
@@ -34,18 +35,12 @@ if TYPE_CHECKING:
 
 
 def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else timefmt.rfc3339(value)
 
 
 def format_expiry(value: datetime | None) -> str:
     """`vcluster certs check`'s EXPIRES ON column (Go layout "Jan 02, 2006 15:04 MST", in UTC)."""
-    if value is None:
-        return "-"
-    return value.astimezone(UTC).strftime("%b %d, %Y %H:%M UTC")
+    return "-" if value is None else timefmt.expiry(value)
 
 
 def format_remaining(delta: timedelta | None) -> str:

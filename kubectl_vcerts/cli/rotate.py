@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.cli.complete import complete_vcluster_name
 from kubectl_vcerts.cli.deps import Deps, get_deps
 from kubectl_vcerts.cli.options import (
@@ -294,11 +294,11 @@ def _ask(deps: Deps, question: str) -> bool:
 
 # ---------------------------------------------------------------------------------------- rendering
 def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%b %d, %Y %H:%M UTC")
+    return "-" if value is None else timefmt.expiry(value)
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else timefmt.rfc3339(value)
 
 
 TITLES = {

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import ConflictError
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
@@ -168,7 +168,7 @@ def create_backup(
                 contract.BACKUP_OPERATION_ANNOTATION: operation,
                 contract.BACKUP_SOURCE_RV_ANNOTATION: source_resource_version,
                 contract.BACKUP_CA_FINGERPRINT_ANNOTATION: ca_fingerprint,
-                contract.BACKUP_CREATED_ANNOTATION: created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                contract.BACKUP_CREATED_ANNOTATION: timefmt.rfc3339(created),
             },
         },
         "data": _encode(data),

@@ -65,10 +65,6 @@ class KubeSession:
     def policy(self) -> Any:
         return self._api("PolicyV1Api")
 
-    @cached_property
-    def authentication(self) -> Any:
-        return self._api("AuthenticationV1Api")
-
     def kwargs(self) -> dict[str, Any]:
         """Per-request options every call passes (the --request-timeout)."""
         return {"_request_timeout": self.request_timeout} if self.request_timeout else {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import NotFoundError
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
@@ -18,7 +18,7 @@ RESOURCE = "leases.coordination.k8s.io"
 
 
 def _micro(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timefmt.rfc3339_micro(when)
 
 
 def _record(lease: Any) -> LeaseRecord:

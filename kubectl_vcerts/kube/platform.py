@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import ApiError, ConflictError, NotFoundError, UnreachableError, VcertsError
 from kubectl_vcerts.kube import leases
 from kubectl_vcerts.kube.client import KubeSession
@@ -75,7 +75,7 @@ def claim_from(obj: Mapping[str, Any]) -> Claim:
 
 
 def _micro_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timefmt.rfc3339_micro(when)
 
 
 class PlatformGateway:
@@ -284,14 +284,6 @@ class PlatformGateway:
         except VcertsError:
             with self._lock:
                 self.event_failures += 1
-
-    def list_events(self, namespace: str, *, involved: str) -> list[dict[str, Any]]:
-        """Events about the instance `involved` (reason, message, type), oldest first."""
-        doc = self._call(Target("list", "events", namespace=namespace),
-                         lambda: self.session.core.list_namespaced_event(
-                             namespace, field_selector=f"involvedObject.name={involved}",
-                             **self.session.kwargs()))
-        return [{"reason": e.reason, "message": e.message, "type": e.type} for e in doc.items or []]
 
     # --- Leases (leader election; kube.leases does the requests) -------------------------------
 

@@ -17,7 +17,6 @@ Imports kubernetes only inside functions; never logs credentials.
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Mapping
 from copy import deepcopy
@@ -75,11 +74,6 @@ def server_in(doc: Mapping[str, Any]) -> str:
     clusters = doc.get("clusters") or []
     return str(((clusters[0] or {}).get("cluster") or {}).get("server") or "") if clusters else ""
 
-
-def ca_in(doc: Mapping[str, Any]) -> bytes:
-    clusters = doc.get("clusters") or []
-    value = ((clusters[0] or {}).get("cluster") or {}).get("certificate-authority-data") if clusters else None
-    return base64.b64decode(value) if isinstance(value, str) else b""
 
 
 def read_vc_kubeconfig(host: KubeSession, *, namespace: str, vcluster: str) -> dict[str, Any] | None:

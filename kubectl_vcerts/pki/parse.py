@@ -146,9 +146,6 @@ def key_pem(key: PrivateKey, *, like: bytes | None = None) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
 
 
-def public_pem(key: PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
 
 def common_name(name: x509.Name) -> str:
     values = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import ConflictError, LockHeldError
 from kubectl_vcerts.rotation.ports import Clock, LeasePort, LeaseRecord
 
@@ -123,7 +123,7 @@ class HeldLease:
 
 def _describe_expiry(record: LeaseRecord) -> str:
     end = record.expires()
-    return "never renewed" if end is None else f"expires {end.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    return "never renewed" if end is None else f"expires {timefmt.rfc3339(end)}"
 
 
 def acquire_lease(

@@ -49,7 +49,6 @@ class VCluster:
     distro: Distro = Distro.K8S
     backing_store: BackingStore = BackingStore.EMBEDDED_DATABASE
     private_nodes: bool = False
-    deployed_etcd: bool = False
     restoring: bool = False  # loft.sh/restoring left on the workload by an interrupted rotation
     pods: tuple[PodState, ...] = ()
     etcd_pods: tuple[PodState, ...] = ()

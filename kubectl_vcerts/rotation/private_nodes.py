@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Protocol
 from urllib.parse import quote
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import NotReadyError, UnreachableError, UsageError, VcertsError
 from kubectl_vcerts.rotation.ports import CaChange, Clock
 
@@ -141,9 +141,7 @@ class TokenSecret:
 # ------------------------------------------------------------------------------------ pure helpers
 def rfc3339(when: datetime) -> str:
     """Go's time.RFC3339 in UTC ("2006-01-02T15:04:05Z")."""
-    from datetime import UTC
-
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timefmt.rfc3339(when)
 
 
 def random_string(length: int, choice: Callable[[str], str] = secrets.choice) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import InvalidPkiError
 
 
@@ -57,7 +57,7 @@ class OperationRecord:
                 "backup": self.backup,
                 "phase": str(self.phase),
                 "restart": str(self.restart),
-                "started": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "started": timefmt.rfc3339(self.started),
                 "caChange": self.ca_change,
                 "holder": self.holder,
                 "source": self.source,

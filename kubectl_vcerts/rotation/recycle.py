@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import ConflictError, InvalidInputError, OperationTimeoutError
 from kubectl_vcerts.rotation.ports import Clock, Progress, ProgressEvent, no_progress
 
@@ -127,7 +127,7 @@ class RecycleRecord:
 
 def format_time(when: datetime) -> str:
     """RFC 3339 in UTC with a Z, second precision (what the annotations hold)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timefmt.rfc3339(when)
 
 
 def parse_time(text: str, *, what: str) -> datetime:

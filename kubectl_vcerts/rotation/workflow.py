@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import (
     AbortedError,
     ConflictError,
@@ -786,7 +786,7 @@ def _fingerprint_or_none(data: Mapping[str, bytes]) -> str | None:
 
 
 def _ts(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timefmt.rfc3339(when)
 
 
 def _human(delta: timedelta) -> str:

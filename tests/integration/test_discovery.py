@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from kubectl_vcerts.errors import NotFoundError
-from kubectl_vcerts.kube import secrets
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget
 from kubectl_vcerts.kube.discovery import JsonReader, KubeReader, RestReader
 from kubectl_vcerts.kube.rest import open_rest
@@ -43,7 +42,6 @@ def _facts(vc: VCluster) -> dict[str, Any]:
         "distro": vc.distro,
         "backing_store": vc.backing_store,
         "private_nodes": vc.private_nodes,
-        "deployed_etcd": vc.deployed_etcd,
         "pods": len(vc.pods),
         "etcd_pods": len(vc.etcd_pods),
         "running": vc.is_running,
@@ -59,7 +57,6 @@ DEFAULT = {
     "distro": Distro.K8S,
     "backing_store": BackingStore.EMBEDDED_DATABASE,
     "private_nodes": False,
-    "deployed_etcd": False,
     "pods": 1,
     "etcd_pods": 0,
     "running": True,
@@ -79,7 +76,6 @@ DEFAULT = {
             {"deployed_etcd": True, "replicas": 3},
             {
                 "backing_store": BackingStore.DEPLOYED_ETCD,
-                "deployed_etcd": True,
                 "replicas": 3,
                 "pods": 3,
                 "etcd_pods": 3,
@@ -169,7 +165,5 @@ def test_readers_decode_the_certs_secret_like_the_fixture_wrote_it(
         assert secret.labels == {"app": "vcluster", "vcluster-name": "vc"}
         assert secret.owner_references and secret.owner_references[0]["kind"] == "Service"
         assert reader.read_secret(namespace=made.namespace, name="nope") is None
-    listed = secrets.list_secrets(
-        kube_session, label_selector="app=vcluster,vcluster-name=vc", namespace=made.namespace
-    )
-    assert sorted(s.name for s in listed) == ["vc-certs", "vc-vc"]
+        listed = reader.list_secrets(namespace=made.namespace, selector="app=vcluster,vcluster-name=vc")
+        assert sorted(s.name for s in listed) == ["vc-certs", "vc-vc"]

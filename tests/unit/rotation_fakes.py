@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from kubectl_vcerts.errors import ConflictError, NotFoundError
-from kubectl_vcerts.rotation.model import Distro, PodState, VCluster, WorkloadKind
+from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster, WorkloadKind
 from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord
 from kubectl_vcerts.rotation.records import SecretData
 
@@ -337,7 +337,7 @@ def make_vcluster(
         replicas=0 if restoring else replicas,
         persistence=True,
         distro=distro,
-        deployed_etcd=etcd > 0,
+        backing_store=BackingStore.DEPLOYED_ETCD if etcd > 0 else BackingStore.EMBEDDED_DATABASE,
         restoring=restoring,
         pods=pods,
         etcd_pods=etcd_pods,

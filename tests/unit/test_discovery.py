@@ -420,10 +420,9 @@ def test_find_fills_every_field_from_the_objects_of_that_vcluster() -> None:
         "0.36.1",
         "Running",
     )
-    assert (vc.distro, vc.backing_store, vc.deployed_etcd, vc.private_nodes, vc.persistence) == (
+    assert (vc.distro, vc.backing_store, vc.private_nodes, vc.persistence) == (
         Distro.K8S,
         BackingStore.DEPLOYED_ETCD,
-        True,
         True,
         True,
     )
