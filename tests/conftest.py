@@ -9,6 +9,9 @@
   make_vcluster  (function) factory: make_vcluster(name="vc", **VClusterSpec fields) -> FixtureVCluster,
                             created in `namespace` and waited for (tests.support.vcluster).
 
+Hooks: failing comparisons of secret data are reported as digests, never values; tests that need the
+real binaries or the cluster get INTEGRATION_TIMEOUT, every other test the short default of pyproject.toml.
+
 Other fixtures belong in conftest.py files of subdirectories.
 """
 
@@ -24,6 +27,7 @@ import pytest
 
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
 from tests.support.devcluster import DevCluster, cluster_name_from_env
+from tests.support.redact import redacted_compare
 from tests.support.vcluster import (
     FixtureVCluster,
     MakeVCluster,
@@ -31,6 +35,19 @@ from tests.support.vcluster import (
     create_vcluster,
     delete_volumes,
 )
+
+INTEGRATION_TIMEOUT = 900  # seconds: a cold cluster start plus a rotation with restarts
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> list[str] | None:
+    return redacted_compare(op, left, right)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        needs_cluster = item.get_closest_marker("cluster") or item.get_closest_marker("binaries")
+        if needs_cluster and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(INTEGRATION_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

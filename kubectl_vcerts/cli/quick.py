@@ -3,7 +3,7 @@
 `check` is what cron jobs and CI run, often, and it should cost little more than `kubectl get secret`.
 Importing typer (and the standard-library modules it pulls in) is about a sixth of such a run, so the
 entry point first tries `parse` here: it understands exactly the forms below and returns None for
-anything else, which then goes to the typer app as before. Both paths end in `cli.checking.execute`,
+anything else, which then goes to the typer app. Both paths end in `cli.checking.execute`,
 so the output, errors and exit codes are the same; tests/unit/test_quick.py holds them to it.
 
 Understood (after `flags.hoist_global_flags`, so global flags may be written anywhere):

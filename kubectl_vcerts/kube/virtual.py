@@ -1,6 +1,6 @@
 """Gateway to the VIRTUAL cluster (inside a vCluster): reach it, and the few verbs private nodes need.
 
-How the plugin reaches the virtual API server (issue 4), in this order:
+How the plugin reaches the virtual API server, in this order:
   1. `--vcluster-server URL` when given (credentials and CA still come from the vCluster's PKI);
   2. the server written in `vc-NAME` (key `config`) by vCluster's leader, when it answers;
   3. otherwise (no server written, or it does not answer one bounded probe) a port-forward through the

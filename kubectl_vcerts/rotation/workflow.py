@@ -3,7 +3,7 @@
 The workflow talks to the cluster only through the ports (`Ports`), reads time only from the clock,
 reports progress through the callback and returns an `OperationReport`; it never prints.
 
-Safety, step by step (issue 7 "What rotate / rotate-ca / restore do, in order"):
+Safety, step by step (what rotate / rotate-ca / restore do, in order):
 - refusals happen before anything is written (`plan.check_supported`, PKI checks, hook preflight);
 - the lock Lease `vcerts-NAME` keeps a second operation out; vCluster's own rotation Lease keeps its
   cert watcher out while we write and restart;

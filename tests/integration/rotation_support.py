@@ -18,6 +18,7 @@ from typing import Any
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.rotation.records import SecretData
+from tests.support.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -150,10 +151,9 @@ def leases(session: Any, namespace: str) -> dict[str, str]:
 
 
 def wait_ready(session: Any, namespace: str, name: str, *, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def all_ready() -> bool:
         ready = pods_ready(session, namespace, name)
-        if ready and all(ready.values()):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"pods of {namespace}/{name} not Ready: {pods_ready(session, namespace, name)}")
+        return bool(ready) and all(ready.values())
+
+    wait_until(all_ready, timeout=timeout, fail=lambda: AssertionError(
+        f"pods of {namespace}/{name} not Ready: {pods_ready(session, namespace, name)}"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,20 +10,15 @@ import pytest
 
 from kubectl_vcerts.kube.client import KubeSession
 from tests.support.devcluster import DevCluster
+from tests.support.polling import wait_until
 from tests.support.vcluster import MakeVCluster, pod_ready, pod_status
 
 pytestmark = pytest.mark.cluster
 
 
 def _wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.0f}s")
-        time.sleep(0.2)
+    return wait_until(check, timeout=timeout,
+                      fail=lambda: AssertionError(f"{what} not reached within {timeout:.0f}s"))
 
 
 def test_the_cluster_runs_the_pinned_kubernetes_on_loopback(kube_cluster: DevCluster) -> None:

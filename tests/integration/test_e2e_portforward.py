@@ -1,4 +1,4 @@
-"""The virtual API through a port-forward (issue 4, "Private nodes"): vc-NAME's server does not answer,
+"""The virtual API through a port-forward (private nodes): vc-NAME's server does not answer,
 no --vcluster-server is given, and `kubectl vcerts nodes NAME` still works by forwarding through the
 REAL host kube-apiserver's pods/portforward to the control-plane pod's port 8443.
 

@@ -1,6 +1,6 @@
 """End to end: the plugin rotates a vCluster whose control plane really runs (the emulator starts a REAL
 etcd + kube-apiserver from NAME-certs for every new pod), and what users hold keeps or stops working as
-the vCluster docs say (issue 4)."""
+the vCluster docs say."""
 
 from __future__ import annotations
 

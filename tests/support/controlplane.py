@@ -20,7 +20,6 @@ import contextlib
 import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.polling import wait_until
 from tests.support.testbin import binary
 
 SERVICE_CIDR = "10.96.0.0/12"
@@ -173,14 +173,16 @@ def start_control_plane(pki_dir: Path, workdir: Path, *, etcd: Path | None = Non
                 [str(apiserver or binary("kube-apiserver")),
                  *_apiserver_args(pki, etcd_endpoint, api_port, workdir), *extra_apiserver_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
-        deadline = time.monotonic() + timeout
-        while not _ready(plane.server, plane.ca_file):
+        def ready() -> bool:
             exited = [name for name, p in zip(("etcd", "kube-apiserver"), plane.processes, strict=False)
                       if p.poll() is not None]
-            if exited or time.monotonic() > deadline:
-                reason = f"{', '.join(exited)} exited" if exited else f"not ready after {timeout:.0f}s"
-                raise RuntimeError(f"control plane from {pki}: {reason}\n{plane.log_tail()}")
-            time.sleep(0.5)  # polling a readiness endpoint, not timing an assertion
+            if exited:
+                raise RuntimeError(
+                    f"control plane from {pki}: {', '.join(exited)} exited\n{plane.log_tail()}")
+            return _ready(plane.server, plane.ca_file)
+
+        wait_until(ready, timeout=timeout, interval=0.5, fail=lambda: RuntimeError(
+            f"control plane from {pki}: not ready after {timeout:.0f}s\n{plane.log_tail()}"))
     except BaseException:
         with contextlib.suppress(Exception):
             plane.stop()

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.polling import wait_until
 from tests.support.testbin import testbin_dir
 
 DEFAULT_NAME = "vcerts-test"
@@ -404,12 +405,8 @@ class DevCluster:
     # --- readiness ---------------------------------------------------------------------------------
 
     def _wait(self, what: str, check: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise ClusterError(f"cluster {self.name}: {what} not reached within {timeout:.0f}s; "
-                                   f"logs in {self.logs_dir}")
-            time.sleep(0.25)
+        wait_until(check, timeout=timeout, interval=0.25, fail=lambda: ClusterError(
+            f"cluster {self.name}: {what} not reached within {timeout:.0f}s; logs in {self.logs_dir}"))
 
     def _wait_served(self, timeout: float = 120) -> None:
         self._wait("API server /readyz", self._served, timeout)

@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ import yaml
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
+from tests.support.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO / "platform_hook" / "deploy"
@@ -102,11 +102,8 @@ def apply_deploy(kubeconfig: Path) -> subprocess.CompletedProcess[str]:
 
 def wait_for(what: str, probe: Callable[[], bool], *, timeout: float = 60.0, interval: float = 0.2) -> None:
     """Poll until `probe()` is true (a condition, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+    wait_until(probe, timeout=timeout, interval=interval,
+               fail=lambda: AssertionError(f"timed out waiting for {what}"))
 
 
 class PlatformPlayer:

@@ -44,6 +44,7 @@ import yaml
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
 from tests.support.devcluster import WAITING_REASON_LABEL
 from tests.support.kubeadm_pki import generate_vcluster_pki, with_expired_ca, with_expired_leaves
+from tests.support.polling import wait_until
 
 IMAGE_REPOSITORY = "ghcr.io/loft-sh/vcluster-pro"
 ETCD_IMAGE = "registry.k8s.io/etcd:3.6.4-0"
@@ -503,16 +504,22 @@ def wait_for_vcluster(session: KubeSession, vcluster: FixtureVCluster, *,
         checks.append((vcluster.etcd_selector, True))
     deadline = time.monotonic() + timeout
     for selector, running in checks:
-        while True:
-            ok, summary = _pods_settled(session, vcluster.namespace, selector, spec.replicas,
-                                        running=running, reason=spec.waiting_reason)
-            if ok:
-                break
-            if time.monotonic() > deadline:
-                want = "Running and Ready" if running else spec.waiting_reason
-                raise TimeoutError(f"pods {selector} in {vcluster.namespace} not {want} "
-                                   f"after {timeout:.0f}s: {summary}")
-            time.sleep(0.2)
+        _wait_settled(session, vcluster, selector, running=running, deadline=deadline, timeout=timeout)
+
+
+def _wait_settled(session: KubeSession, vcluster: FixtureVCluster, selector: str, *, running: bool,
+                  deadline: float, timeout: float) -> None:
+    spec = vcluster.spec
+    seen = ["no pods"]
+
+    def settled() -> bool:
+        ok, seen[0] = _pods_settled(session, vcluster.namespace, selector, spec.replicas,
+                                    running=running, reason=spec.waiting_reason)
+        return ok
+
+    want = "Running and Ready" if running else spec.waiting_reason
+    wait_until(settled, timeout=max(0.0, deadline - time.monotonic()), fail=lambda: TimeoutError(
+        f"pods {selector} in {vcluster.namespace} not {want} after {timeout:.0f}s: {seen[0]}"))
 
 
 def delete_volumes(session: KubeSession, vcluster: FixtureVCluster) -> None:

@@ -39,7 +39,7 @@ def pod(name: str, *, ready: bool = True, terminating: bool = False, created: st
         ),
     ],
 )
-def test_choose_pod(pods: list[PodCandidate], chosen: str) -> None:
+def test_the_port_forward_targets_a_ready_control_plane_pod(pods: list[PodCandidate], chosen: str) -> None:
     assert choose_pod(pods, namespace="ns", vcluster="vc") == chosen
 
 
@@ -65,7 +65,7 @@ def test_no_usable_pod_is_unreachable_and_names_vcluster_server(pods: list[PodCa
         pytest.param("[Errno 111] Connection refused", None, id="a network error has no status"),
     ],
 )
-def test_handshake_status(reason: str, status: int | None) -> None:
+def test_the_handshake_reason_gives_the_http_status(reason: str, status: int | None) -> None:
     assert handshake_status(reason) == status
 
 

@@ -104,7 +104,7 @@ NOW = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
         ),
     ],
 )
-def test_classification(
+def test_each_node_is_classified_as_automatic_or_manual(
     labels: dict[str, str], owners: tuple[tuple[str, str], ...], selector: str | None, expected: NodeClass
 ) -> None:
     assert classify(NodeRecord("n", labels=labels, owners=owners), manual_selector=selector).kind is expected
@@ -164,7 +164,7 @@ def test_a_token_has_kubeadms_format_and_the_secret_vcluster_writes() -> None:
         ),
     ],
 )
-def test_join_command_rendering(kwargs: dict[str, object], expected: str) -> None:
+def test_the_join_command_is_rendered_for_each_node_kind(kwargs: dict[str, object], expected: str) -> None:
     assert join_command("10.0.0.1:443", "abcdef.0123456789abcdef", **kwargs) == expected  # type: ignore[arg-type]
 
 

@@ -215,7 +215,7 @@ def test_dry_run_plans_and_changes_nothing() -> None:
         ),
     ],
 )
-def test_refusals_change_nothing(vcluster: VCluster, error: type[Exception]) -> None:
+def test_a_refused_operation_changes_nothing(vcluster: VCluster, error: type[Exception]) -> None:
     cluster = cluster_for(vcluster)
     original, rv = cluster.snapshot(), cluster.resource_version
     wf, _clock = workflow(cluster)
