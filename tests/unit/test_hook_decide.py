@@ -47,7 +47,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("annotations", "kind", "marker"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_the_hook_decides_from_the_instance_annotations(annotations: dict[str, str], kind: ActionKind, marker: str | None) -> None:
+def test_the_hook_decides_from_the_instance_annotations(
+    annotations: dict[str, str], kind: ActionKind, marker: str | None
+) -> None:
     action = decide(inst(annotations))
     assert action.kind is kind, action.reason
     if marker is not None:

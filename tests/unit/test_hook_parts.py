@@ -37,7 +37,9 @@ LEASE_CASES = [
 
 
 @pytest.mark.parametrize(("current", "move"), [c[1:] for c in LEASE_CASES], ids=[c[0] for c in LEASE_CASES])
-def test_the_next_leader_election_move_follows_the_lease(current: LeaseRecord | None, move: LeaseMove) -> None:
+def test_the_next_leader_election_move_follows_the_lease(
+    current: LeaseRecord | None, move: LeaseMove
+) -> None:
     assert next_move(current, "me", T0) is move
 
 

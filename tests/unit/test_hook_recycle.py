@@ -203,7 +203,9 @@ MISSING_CASES = [
 
 @pytest.mark.parametrize(("claims", "expected"), [c[1:] for c in MISSING_CASES],
                          ids=[c[0] for c in MISSING_CASES])
-def test_claims_the_record_names_but_the_cluster_lacks_are_missing(claims: list[Claim], expected: list[str]) -> None:
+def test_claims_the_record_names_but_the_cluster_lacks_are_missing(
+    claims: list[Claim], expected: list[str]
+) -> None:
     assert [r.name for r in missing_claims(RECORD, claims)] == expected
 
 
