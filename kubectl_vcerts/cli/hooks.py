@@ -50,7 +50,7 @@ def build_ca_change_hooks(
         )
     platform = bool(platform_context or platform_kubeconfig)
     if manual_selector is not None:
-        from kubectl_vcerts.rotation.private_nodes import parse_selector
+        from kubectl_vcerts.rotation.nodes import parse_selector
 
         parse_selector(manual_selector)  # a typo is refused before anything is read
     if vcluster.private_nodes and skip_private_nodes:
@@ -59,7 +59,8 @@ def build_ca_change_hooks(
         hooks.append(SkippedPrivateNodesHook())
     elif vcluster.private_nodes:
         from kubectl_vcerts.rotation.clock import SystemClock
-        from kubectl_vcerts.rotation.private_nodes import PrivateNodesHook, VirtualNodesPort
+        from kubectl_vcerts.rotation.nodes import VirtualNodesPort
+        from kubectl_vcerts.rotation.private_nodes import PrivateNodesHook
 
         def connect(credentials: bytes | None) -> VirtualNodesPort:
             from kubectl_vcerts.kube.virtual import open_gateway

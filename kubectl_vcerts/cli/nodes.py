@@ -18,7 +18,7 @@ import typer
 from kubectl_vcerts.cli.deps import get_deps
 from kubectl_vcerts.cli.options import OutputFormat, OutputOption
 from kubectl_vcerts.cli.rotate import ManualSelectorOption, NameArgument, VclusterServerOption
-from kubectl_vcerts.rotation.private_nodes import Classified
+from kubectl_vcerts.rotation.nodes import Classified
 
 API_VERSION = "vcerts.io/v1"
 
@@ -62,7 +62,7 @@ def command(
     """List the nodes of a vCluster with private nodes, as automatically provisioned or manually joined."""
     from kubectl_vcerts.cli.render import emit_document, print_table
     from kubectl_vcerts.kube.virtual import open_gateway
-    from kubectl_vcerts.rotation.private_nodes import classify_all, parse_selector
+    from kubectl_vcerts.rotation.nodes import classify_all, parse_selector
 
     if manual_selector is not None:
         parse_selector(manual_selector)

@@ -44,7 +44,7 @@ def create(
 ) -> None:
     """Create a bootstrap token in the virtual cluster and print the command that joins a node."""
     from kubectl_vcerts.kube.virtual import open_gateway
-    from kubectl_vcerts.rotation.private_nodes import FORCE_JOIN_WARNING, create_token
+    from kubectl_vcerts.rotation.join_tokens import FORCE_JOIN_WARNING, create_token
 
     ttl = parse_expires(expires)
     deps = get_deps(ctx)

@@ -10,7 +10,7 @@ How the plugin reaches the virtual API server, in this order:
 
 Credentials: the admin kubeconfig of `vc-NAME`, or `admin.conf` from `NAME-certs` (or, after a CA
 change, from the new PKI the workflow wrote). `VirtualGateway` implements
-`rotation.private_nodes.VirtualNodesPort` (nodes list/cordon/delete, pods on a node, evictions, the
+`rotation.nodes.VirtualNodesPort` (nodes list/cordon/delete, pods on a node, evictions, the
 bootstrap-token Secret, `kube-root-ca.crt`, `kubeadm-config`). Every request goes through `api_call`.
 Imports kubernetes only inside functions; never logs credentials.
 """
@@ -31,7 +31,8 @@ from kubectl_vcerts.kube.translate import Target, api_call
 
 if TYPE_CHECKING:
     from kubectl_vcerts.kube.portforward import Forward
-from kubectl_vcerts.rotation.private_nodes import NodeRecord, PodOnNode, TokenSecret
+from kubectl_vcerts.rotation.join_tokens import TokenSecret
+from kubectl_vcerts.rotation.nodes import NodeRecord, PodOnNode
 
 PROBE_TIMEOUT = 5.0  # seconds for the reachability probe (GET /version)
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -276,7 +277,7 @@ def node_record(node: Any) -> NodeRecord:
 
 
 class VirtualGateway:
-    """Implements rotation.private_nodes.VirtualNodesPort on a virtual-cluster session."""
+    """Implements rotation.nodes.VirtualNodesPort on a virtual-cluster session."""
 
     def __init__(self, session: KubeSession, *, forward: Forward | None = None) -> None:
         self.session = session

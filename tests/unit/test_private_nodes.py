@@ -16,27 +16,29 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from kubectl_vcerts.errors import UsageError
-from kubectl_vcerts.rotation.model import VCluster, WorkloadKind
-from kubectl_vcerts.rotation.ports import CaChange
-from kubectl_vcerts.rotation.private_nodes import (
-    KUBELET_STOPPED,
+from kubectl_vcerts.rotation.join_tokens import (
     TOKEN_RE,
+    TokenSecret,
+    ca_cert_hash,
+    control_plane_endpoint,
+    create_token,
+    join_command,
+    kubeadm_join_command,
+    new_token,
+)
+from kubectl_vcerts.rotation.model import VCluster, WorkloadKind
+from kubectl_vcerts.rotation.nodes import (
+    KUBELET_STOPPED,
     DrainError,
     NodeClass,
     NodeRecord,
     PodOnNode,
-    PrivateNodesHook,
-    TokenSecret,
-    ca_cert_hash,
     classify,
-    control_plane_endpoint,
-    create_token,
     drain,
-    join_command,
-    kubeadm_join_command,
-    new_token,
     parse_selector,
 )
+from kubectl_vcerts.rotation.ports import CaChange
+from kubectl_vcerts.rotation.private_nodes import PrivateNodesHook
 
 NOW = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
 
