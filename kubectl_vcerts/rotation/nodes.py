@@ -10,7 +10,7 @@ label (`AUTO_LABELS` — inferred from the vCluster docs) or is owned by a Karpe
 was joined by hand. `--manual-selector` (a label selector) overrides: matching nodes are manual, the
 others automatic.
 
-`VirtualNodesPort` is implemented by kube.virtual.VirtualGateway. Imports nothing from kube/ or cli/.
+`VirtualNodesPort` is implemented by kube.virtual_nodes.VirtualGateway. Imports nothing from kube/ or cli/.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def delete_nodeclaims_commands(
 
 
 class VirtualNodesPort(Protocol):
-    """Implemented by kubectl_vcerts.kube.virtual.VirtualGateway."""
+    """Implemented by kubectl_vcerts.kube.virtual_nodes.VirtualGateway."""
 
     def list_nodes(self) -> list[NodeRecord]: ...
 
