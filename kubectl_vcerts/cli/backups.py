@@ -11,8 +11,8 @@ import typer
 from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.cli.deps import Deps, get_deps
 from kubectl_vcerts.cli.files import write_private_file
+from kubectl_vcerts.cli.operation import NameArgument, check_can_confirm, find
 from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption
-from kubectl_vcerts.cli.rotate import NameArgument, check_can_confirm, find
 from kubectl_vcerts.errors import AbortedError, UsageError
 from kubectl_vcerts.rotation.ports import BackupRecord
 

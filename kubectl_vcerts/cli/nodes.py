@@ -16,8 +16,8 @@ from typing import Any
 import typer
 
 from kubectl_vcerts.cli.deps import get_deps
+from kubectl_vcerts.cli.operation import ManualSelectorOption, NameArgument, VclusterServerOption
 from kubectl_vcerts.cli.options import OutputFormat, OutputOption
-from kubectl_vcerts.cli.rotate import ManualSelectorOption, NameArgument, VclusterServerOption
 from kubectl_vcerts.rotation.nodes import Classified
 
 API_VERSION = "vcerts.io/v1"

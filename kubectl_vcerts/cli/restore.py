@@ -12,8 +12,7 @@ from typing import Annotated
 import typer
 
 from kubectl_vcerts.cli.deps import Deps
-from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption
-from kubectl_vcerts.cli.rotate import (
+from kubectl_vcerts.cli.operation import (
     DeleteManualNodesOption,
     FinishInterruptedOption,
     ForceOption,
@@ -31,6 +30,7 @@ from kubectl_vcerts.cli.rotate import (
     operation_request,
     run_operation,
 )
+from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption
 from kubectl_vcerts.cli.rotate_ca import build_hooks, kubeconfig_follow_up
 from kubectl_vcerts.errors import InvalidInputError, UsageError
 from kubectl_vcerts.rotation.recovery import Operation

@@ -19,8 +19,7 @@ import typer
 from kubectl_vcerts import contract
 from kubectl_vcerts.cli.deps import Deps, get_deps
 from kubectl_vcerts.cli.files import backup_file, write_private_file
-from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption, parse_duration
-from kubectl_vcerts.cli.rotate import (
+from kubectl_vcerts.cli.operation import (
     DeleteManualNodesOption,
     FinishInterruptedOption,
     ForceOption,
@@ -38,6 +37,7 @@ from kubectl_vcerts.cli.rotate import (
     operation_request,
     run_operation,
 )
+from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption, parse_duration
 from kubectl_vcerts.errors import InvalidInputError, UsageError
 from kubectl_vcerts.pki import CaMaterial
 from kubectl_vcerts.rotation.model import VCluster

@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from kubectl_vcerts.cli.deps import get_deps
+from kubectl_vcerts.cli.operation import NameArgument, VclusterServerOption
 from kubectl_vcerts.cli.options import parse_duration
-from kubectl_vcerts.cli.rotate import NameArgument, VclusterServerOption
 
 app = typer.Typer(help="Join tokens for private nodes (like `vcluster token create`).", no_args_is_help=True)
 

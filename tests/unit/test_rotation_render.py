@@ -1,4 +1,4 @@
-"""How rotate / rotate-ca / restore plans and reports are shown (cli/rotate.py), from fake-cluster runs."""
+"""How rotate / rotate-ca / restore plans and reports are shown (cli/report.py), from fake-cluster runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from kubectl_vcerts.cli.rotate import plan_lines, report_document
+from kubectl_vcerts.cli.report import plan_lines, report_document
 from kubectl_vcerts.rotation.ports import ProgressEvent
 from kubectl_vcerts.rotation.recovery import Operation
 from kubectl_vcerts.rotation.workflow import OperationReport, OperationRequest, Ports, Workflow
