@@ -23,10 +23,10 @@ from kubectl_vcerts.cli.report import plan_lines, render_report
 from kubectl_vcerts.errors import ExitCode, UsageError
 from kubectl_vcerts.pki.renew import RENEWAL_THRESHOLD
 from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.operation import OperationReport, OperationRequest, stops_after_rollback
 from kubectl_vcerts.rotation.plan import RotationPlan, leaf_validity_ok
 from kubectl_vcerts.rotation.ports import CaChangeHook
 from kubectl_vcerts.rotation.recovery import Operation
-from kubectl_vcerts.rotation.workflow import OperationReport, OperationRequest, stops_after_rollback
 
 LOCK_SECONDS_ENV = "VCERTS_LOCK_SECONDS"  # lease duration of our lock (default 60 s)
 

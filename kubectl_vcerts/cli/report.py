@@ -11,9 +11,9 @@ from typing import Any
 from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.cli.deps import Deps
 from kubectl_vcerts.cli.options import OutputFormat
+from kubectl_vcerts.rotation.operation import OperationReport, stops_after_rollback
 from kubectl_vcerts.rotation.plan import RotationPlan
 from kubectl_vcerts.rotation.recovery import Operation
-from kubectl_vcerts.rotation.workflow import OperationReport, stops_after_rollback
 
 
 def _when(value: datetime | None) -> str:

@@ -33,8 +33,8 @@ from kubectl_vcerts.cli.operation import (
 from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption
 from kubectl_vcerts.cli.rotate_ca import build_hooks, kubeconfig_follow_up
 from kubectl_vcerts.errors import InvalidInputError, UsageError
+from kubectl_vcerts.rotation.operation import OperationReport
 from kubectl_vcerts.rotation.recovery import Operation
-from kubectl_vcerts.rotation.workflow import OperationReport
 
 
 def read_pki_dir(directory: Path) -> dict[str, bytes]:

@@ -41,9 +41,9 @@ from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption,
 from kubectl_vcerts.errors import InvalidInputError, UsageError
 from kubectl_vcerts.pki import CaMaterial
 from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.operation import OperationReport
 from kubectl_vcerts.rotation.ports import CaChangeHook
 from kubectl_vcerts.rotation.recovery import Operation
-from kubectl_vcerts.rotation.workflow import OperationReport
 
 if TYPE_CHECKING:
     from kubectl_vcerts.kube.kubeconfig import Kubeconfig

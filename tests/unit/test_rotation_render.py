@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 
 from kubectl_vcerts.cli.report import plan_lines, report_document
+from kubectl_vcerts.rotation.operation import OperationReport, OperationRequest
 from kubectl_vcerts.rotation.ports import ProgressEvent
 from kubectl_vcerts.rotation.recovery import Operation
-from kubectl_vcerts.rotation.workflow import OperationReport, OperationRequest, Ports, Workflow
+from kubectl_vcerts.rotation.workflow import Ports, Workflow
 from tests.unit.rotation_fakes import FakeClock, FakeCluster, Killed, make_vcluster, pki_data
 
 REPORT_KEYS = {

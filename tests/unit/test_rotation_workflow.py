@@ -24,10 +24,11 @@ from kubectl_vcerts.errors import (
 )
 from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
 from kubectl_vcerts.rotation.model import Distro, VCluster
+from kubectl_vcerts.rotation.operation import OperationRequest, stops_after_rollback
 from kubectl_vcerts.rotation.plan import RotationPlan, resolve_backup
 from kubectl_vcerts.rotation.ports import CaChange, ProgressEvent
 from kubectl_vcerts.rotation.recovery import Operation, Phase, RestartMode, read_record
-from kubectl_vcerts.rotation.workflow import OperationRequest, Ports, Workflow, stops_after_rollback
+from kubectl_vcerts.rotation.workflow import Ports, Workflow
 from tests.unit.rotation_fakes import FakeClock, FakeCluster, Killed, make_vcluster, pki_data
 
 HOLDER = "alice@laptop:4242 rotate"

@@ -1,0 +1,214 @@
+"""The plan of one operation: what rotate, rotate-ca or restore would write, restart and tell the user,
+computed from the state read (and, for a resumed run, from its operation record). Nothing is written
+here; the backups port is only read (restore's source), the hooks only preflight and describe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from kubectl_vcerts import contract, timefmt
+from kubectl_vcerts.errors import ExitCode, NotReadyError, VcertsError
+from kubectl_vcerts.pki import EntryChange, ca_fingerprint, renew_leaves, rotate_ca
+from kubectl_vcerts.pki.renew import not_after_of
+from kubectl_vcerts.rotation import plan as planning
+from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.operation import OperationRequest
+from kubectl_vcerts.rotation.plan import RotationPlan
+from kubectl_vcerts.rotation.ports import BackupPort, CaChange, CaChangeHook, CertsState
+from kubectl_vcerts.rotation.records import SecretData
+from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, Phase, RestartMode, read_record
+
+
+def _rollback_only_notes(record: OperationRecord, request: OperationRequest) -> list[str]:
+    notes = [
+        f"finish the interrupted rollback of the {record.operation} started {_ts(record.started)}: "
+        f"the PKI from before it (backup {record.backup}) is already written back; restart the "
+        f"control plane on it and wait until it is Ready",
+        f"then stop: the {request.operation} you asked for is NOT run now (exit "
+        f"{int(ExitCode.ROLLED_BACK)}); run the command again to run it (with --dry-run to see its plan)",
+    ]
+    if not request.restart:
+        notes.append("--no-restart does not apply: finishing a rollback always restarts the control plane")
+    return notes
+
+
+def _diff(
+    old: Mapping[str, bytes], new: Mapping[str, bytes], action: Mapping[str, str]
+) -> tuple[EntryChange, ...]:
+    """One EntryChange per key whose bytes change (restore), with old and new NotAfter where they parse."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        default = "restored" if key in new else "removed"
+        out.append(
+            EntryChange(
+                secret_key=key,
+                action=action.get(key, default),
+                old_not_after=not_after_of(old, key),
+                new_not_after=not_after_of(new, key),
+            )
+        )
+    return tuple(out)
+
+
+def fingerprint_or_none(data: Mapping[str, bytes]) -> str | None:
+    try:
+        return ca_fingerprint(data)
+    except VcertsError:  # missing or corrupt ca.crt: the plan shows "none"
+        return None
+
+
+def _ts(when: datetime) -> str:
+    return timefmt.rfc3339(when)
+
+
+def make_plan(
+    vcluster: VCluster,
+    state: CertsState,
+    request: OperationRequest,
+    *,
+    now: datetime,
+    backups: BackupPort,
+    hooks: Sequence[CaChangeHook] = (),
+) -> RotationPlan:
+    """The plan for `request` on the state read; a resumable operation record makes it a resume plan.
+    Raises the refusals (unusable PKI, an interrupted operation of another kind, a hook's preflight)."""
+    where = f"secret {vcluster.namespace}/{contract.certs_secret_name(vcluster.name)}"
+    record = read_record(state.annotations, where=where)
+    finish = planning.interrupted_replicas(vcluster) if vcluster.restoring else None
+    notes: list[str] = []
+    if finish is not None:
+        notes.append(
+            f"finish the interrupted `vcluster certs rotate`: scale back to {finish} replica(s) "
+            f"and remove the {contract.RESTORING_ANNOTATION} annotations"
+        )
+    current_fp = fingerprint_or_none(state.data)
+    if record is not None and _resumable(record, request):
+        mode = record.restart if record.phase is Phase.RESTART else RestartMode.TOGETHER
+        if record.phase is Phase.ROLLBACK:
+            notes += _rollback_only_notes(record, request)
+        else:
+            notes.append(
+                f"resume the interrupted {record.operation} started {_ts(record.started)} "
+                f"(phase {record.phase}, backup {record.backup})"
+            )
+        return RotationPlan(
+            operation=request.operation,
+            vcluster=vcluster,
+            source_resource_version=state.resource_version,
+            backup_name=record.backup,
+            changes=(),
+            old_ca_fingerprint=current_fp,
+            new_ca_fingerprint=current_fp or "",
+            restart_mode=mode,
+            restart_steps=planning.plan_restart(vcluster, mode),
+            # a rollback is always finished with a restart (see _stop_after_rollback)
+            restart=request.restart or record.phase is Phase.ROLLBACK,
+            # finishing a rollback keeps the CA of the state before the operation: no CA change
+            ca_change=record.ca_change and record.phase is not Phase.ROLLBACK,
+            new_data=SecretData(state.data),
+            resume=record,
+            finish_interrupted_replicas=finish,
+            source=record.source,
+            notes=tuple(notes),
+        )
+    if record is not None and request.operation is not Operation.RESTORE:
+        raise NotReadyError(
+            f"{where} records an interrupted {record.operation} (started {_ts(record.started)}, "
+            f"backup {record.backup})",
+            hint=f"run `kubectl vcerts {record.operation} {vcluster.name} -n {vcluster.namespace}` to "
+            f"finish it, or `kubectl vcerts restore {vcluster.name} --backup {record.backup}` "
+            f"to undo it",
+        )
+
+    source = ""
+    action: dict[str, str] = {}
+    changes: tuple[EntryChange, ...] | None = None
+    if request.operation is Operation.ROTATE:
+        planning.check_pki_usable(state.data, now=now, operation=Operation.ROTATE, where=where)
+        change = renew_leaves(state.data, now=now, validity=request.leaf_validity)
+        new_data = SecretData(change.data)
+        changes = change.changes
+    elif request.operation is Operation.ROTATE_CA:
+        change = rotate_ca(
+            state.data,
+            now=now,
+            ca_validity=request.ca_validity,
+            leaf_validity=request.leaf_validity,
+            byo_ca=request.byo_ca,
+        )
+        new_data = SecretData(change.data)
+        changes = change.changes
+    else:
+        source, source_data = _restore_source(vcluster, request, backups)
+        planning.check_restore_source(source_data, now=now, where=source)
+        if request.renew:
+            change = renew_leaves(source_data, now=now, validity=request.leaf_validity)
+            new_data = SecretData(change.data)
+            action = {c.secret_key: c.action for c in change.changes}
+        else:
+            new_data = SecretData(source_data)
+    new_fp = ca_fingerprint(new_data)
+    ca_change = new_fp != current_fp or request.operation is Operation.ROTATE_CA
+    mode = planning.choose_restart_mode(vcluster, ca_change=ca_change, resume=record)
+    if record is not None:
+        notes.append(f"replaces the interrupted {record.operation} (backup {record.backup})")
+    plan = RotationPlan(
+        operation=request.operation,
+        vcluster=vcluster,
+        source_resource_version=state.resource_version,
+        backup_name=planning.backup_name(vcluster, now),
+        changes=changes if changes is not None else _diff(state.data, new_data, action),
+        old_ca_fingerprint=current_fp,
+        new_ca_fingerprint=new_fp,
+        restart_mode=mode,
+        restart_steps=planning.plan_restart(vcluster, mode),
+        restart=request.restart,
+        ca_change=ca_change,
+        new_data=new_data,
+        finish_interrupted_replicas=finish,
+        source=source,
+        notes=tuple(notes),
+    )
+    if ca_change and hooks:
+        change_info = ca_change_of(plan, at=now)
+        for hook in hooks:
+            hook.preflight(change_info)
+        lines = [line for hook in hooks for line in hook.describe(change_info)]
+        plan = replace(plan, hook_lines=tuple(lines))
+    return plan
+
+def _resumable(record: OperationRecord, request: OperationRequest) -> bool:
+    if record.phase is Phase.ROLLBACK:
+        return True  # finish putting the backup back before anything else
+    if record.operation is not request.operation:
+        return False
+    if request.operation is Operation.RESTORE:
+        wanted = request.restore_source or request.restore_backup or ""
+        return wanted in ("", "latest", record.source) or record.source.endswith(f"-{wanted}")
+    return True
+
+def _restore_source(
+    vcluster: VCluster, request: OperationRequest, backups: BackupPort
+) -> tuple[str, dict[str, bytes]]:
+    if request.restore_data is not None:
+        return request.restore_source or "directory", SecretData(request.restore_data)
+    records = backups.list_backups(vcluster)
+    chosen = planning.resolve_backup(records, request.restore_backup or "latest", vcluster=vcluster)
+    full = backups.read_backup(vcluster, chosen.name)
+    return chosen.name, SecretData(full.data or {})
+
+def ca_change_of(plan: RotationPlan, *, at: datetime) -> CaChange:
+    """What the CaChangeHooks are told about a plan that changes the CA."""
+    return CaChange(
+        vcluster=plan.vcluster,
+        operation=str(plan.operation),
+        old_ca_fingerprint=plan.old_ca_fingerprint,
+        new_ca_fingerprint=plan.new_ca_fingerprint,
+        new_data=plan.new_data,
+        at=at,
+    )

@@ -1,0 +1,108 @@
+"""Restarting the control plane and waiting for it: pods deleted step by step (uid-guarded), each step
+waited for until its replacements are Running and Ready, with the operation's leases kept alive while
+waiting. Used by the workflow for a change, a rollback and finishing an interrupted rotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from kubectl_vcerts.rotation import plan as planning
+from kubectl_vcerts.rotation.model import PodState, VCluster
+from kubectl_vcerts.rotation.plan import RestartStep
+from kubectl_vcerts.rotation.ports import Clock, PodPort
+from kubectl_vcerts.rotation.recovery import RestartMode
+
+
+class Restarter:
+    """One run's restarts. `emit(step, message, done=...)` reports progress; `keep_alive(now)` renews the
+    leases the run holds while it waits."""
+
+    def __init__(self, pods: PodPort, clock: Clock, emit: Callable[..., None], *, poll_seconds: float,
+                 keep_alive: Callable[[datetime], None]) -> None:
+        self.pods = pods
+        self.clock = clock
+        self.emit = emit
+        self.poll = poll_seconds
+        self.keep_alive = keep_alive
+
+    def restart(
+        self, vcluster: VCluster, mode: RestartMode, deadline: datetime
+    ) -> tuple[tuple[str, ...], bool]:
+        """Delete the pods step by step and wait for replacements; (deleted pods, came back in time)."""
+        cp, etcd = self.pods.list_pods(vcluster)
+        live = replace(vcluster, pods=cp, etcd_pods=etcd)
+        if (
+            mode is RestartMode.ROLLING
+            and planning.choose_restart_mode(live, ca_change=False, resume=None) is RestartMode.TOGETHER
+        ):
+            mode = RestartMode.TOGETHER  # something is already down: nothing to keep available
+        steps = planning.plan_restart(live, mode)
+        expected_cp = max(vcluster.replicas, 1)
+        expected_etcd = len([p for p in etcd if p.status != "Terminating"])
+        uids = {p.name: p.uid for p in cp + etcd}
+        deleted: set[str] = set()
+        names: list[str] = []
+        for step in steps:
+            self._delete_step(vcluster, step, uids, deleted, names)
+
+            def ready(deleted_now: frozenset[str] = frozenset(deleted)) -> tuple[bool, str]:
+                return self._group_ready(vcluster, deleted_now, expected_cp, expected_etcd)
+
+            if not self.wait(ready, deadline):
+                return tuple(names), False
+        if not steps and vcluster.replicas == 0:
+            self.emit(
+                "restart", "no pods (scaled to 0): the new certificates apply when it starts", done=True
+            )
+            return (), True
+        if not steps:
+            ok = self.wait(
+                lambda: self._group_ready(vcluster, frozenset(), expected_cp, expected_etcd), deadline
+            )
+            return (), ok
+        self.emit("wait", "every restarted pod is Running and Ready", done=True)
+        return tuple(names), True
+
+    def _delete_step(
+        self, vcluster: VCluster, step: RestartStep, uids: dict[str, str], deleted: set[str], names: list[str]
+    ) -> None:
+        for pod in step.pods:
+            self.pods.delete_pod(vcluster.namespace, pod, uid=uids[pod])
+            deleted.add(uids[pod])
+            names.append(pod)
+        self.emit("restart", f"deleted pod(s) {', '.join(step.pods)}", done=True)
+
+    def _group_ready(
+        self, vcluster: VCluster, deleted: frozenset[str], expected_cp: int, expected_etcd: int
+    ) -> tuple[bool, str]:
+        cp, etcd = self.pods.list_pods(vcluster)
+
+        def count(pods: tuple[PodState, ...]) -> int:
+            return len([p for p in pods if p.uid not in deleted and p.ready and p.status == "Running"])
+
+        ready_cp, ready_etcd = count(cp), count(etcd)
+        message = f"{ready_cp}/{expected_cp} control-plane pod(s) Ready"
+        if expected_etcd:
+            message += f", {ready_etcd}/{expected_etcd} etcd pod(s) Ready"
+        return ready_cp >= expected_cp and ready_etcd >= expected_etcd, message
+
+    def wait(self, condition: Callable[[], tuple[bool, str]], deadline: datetime) -> bool:
+        # Pods usually come back within a second or two: look often at first, then every poll_seconds.
+        poll = min(0.2, max(self.poll, 0.01))
+        last = ""
+        while True:
+            ok, message = condition()
+            if message != last:
+                self.emit("wait", message)
+                last = message
+            if ok:
+                return True
+            now = self.clock.now()
+            if now >= deadline:
+                return False
+            self.keep_alive(now)
+            self.clock.sleep(min(poll, (deadline - now).total_seconds()))
+            poll = min(poll * 1.5, max(self.poll, 0.01))
