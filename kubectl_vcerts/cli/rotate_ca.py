@@ -9,7 +9,7 @@ kubeconfig is --kubeconfig alone, else every $KUBECONFIG file merged the way kub
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -109,14 +109,9 @@ def kubeconfig_follow_up(
     if report.backup:
         old_data = read_backup(deps.session(), namespace=vc.namespace, name=report.backup).data
     if old_data and paths:
-        docs = _documents(config)
-        old_cert, _old_key = trust.admin_client_cert(old_data)
-        stale = trust.contexts_trusting_merged(docs, trust.old_trust_anchors(old_data), old_cert)
-        if stale and update_kubeconfig:
-            new_cert, new_key = trust.admin_client_cert(new)
-            updated = trust.update_kubeconfigs(
-                docs, stale, new_ca=trust.kubeconfig_ca(new), new_admin_cert=new_cert, new_admin_key=new_key
-            )
+        changes = trust.kubeconfig_changes(_documents(config), old_data, new, update=update_kubeconfig)
+        stale = changes.stale
+        if changes.updated:
             lines.append(
                 f"  - updated {len(stale)} context(s) of {_files_label(paths)}: "
                 + ", ".join(
@@ -124,7 +119,7 @@ def kubeconfig_follow_up(
                     for c in stale
                 )
             )
-            lines += _write_kubeconfigs(deps, paths, updated, stale)
+            lines += _write_kubeconfigs(deps, paths, changes.updated, stale)
         elif stale:
             lines.append(
                 f"  - these contexts of {_files_label(paths)} still trust the old CA: "
@@ -151,18 +146,18 @@ def kubeconfig_follow_up(
 
 
 def _write_kubeconfigs(
-    deps: Deps, paths: list[Path], updated: dict[int, dict[str, Any]], stale: Sequence[TrustedContext]
+    deps: Deps, paths: list[Path], updated: Mapping[int, dict[str, Any]], stale: Sequence[TrustedContext]
 ) -> list[str]:
     """Back up, then write, each file that defines a stale entry (and only those); one line per file.
     Every backup is made before the first write, so a failed backup leaves all files as they were."""
-    import yaml
+    from kubectl_vcerts import kubeyaml
 
     lines: list[str] = []
     now = int(deps.now().timestamp())
     saved = {index: backup_file(paths[index], now) for index in sorted(updated)}
     for index, doc in sorted(updated.items()):
         path = paths[index]
-        text = yaml.safe_dump(doc, sort_keys=False).encode()
+        text = kubeyaml.dump(doc)
         write_private_file(path, text, overwrite=True, keep_mode=True)
         clusters = sorted({c.cluster for c in stale if c.cluster_file == index})
         users = sorted({c.user for c in stale if c.uses_old_admin_cert and c.user_file == index})
@@ -187,9 +182,7 @@ def _dry_run_follow_up(
     paths = list(config.files)
     if paths:
         current = read_certs(deps.session(), namespace=vc.namespace, vcluster=vc.name).data
-        old_cert, _old_key = trust.admin_client_cert(current)
-        docs = _documents(config)
-        stale = trust.contexts_trusting_merged(docs, trust.old_trust_anchors(current), old_cert)
+        stale = trust.kubeconfig_changes(_documents(config), current, current, update=False).stale
         if stale:
             verb = "would update" if update_kubeconfig else "would stop working"
             lines.append(

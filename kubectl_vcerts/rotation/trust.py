@@ -206,6 +206,31 @@ def update_kubeconfig(
     return updated.get(0) or deepcopy(doc)
 
 
+@dataclass(frozen=True)
+class KubeconfigChanges:
+    """What a CA change means for the user's kubeconfig files (documents in kubectl's order)."""
+
+    stale: tuple[TrustedContext, ...]  # contexts that trust only the old CA
+    updated: Mapping[int, dict[str, Any]]  # file index -> new document; empty unless asked to update
+
+
+def kubeconfig_changes(
+    docs: Sequence[Mapping[str, Any]], old_data: Mapping[str, bytes], new_data: Mapping[str, bytes], *,
+    update: bool,
+) -> KubeconfigChanges:
+    """The contexts of the merged kubeconfig that trust the old CA (`old_data`, the PKI before the
+    change) and, with `update`, the new documents that make them trust `new_data`'s CA — users of the
+    old admin certificate getting the new admin credentials."""
+    old_cert, _old_key = admin_client_cert(old_data)
+    stale = contexts_trusting_merged(docs, old_trust_anchors(old_data), old_cert)
+    if not stale or not update:
+        return KubeconfigChanges(stale=tuple(stale), updated={})
+    new_cert, new_key = admin_client_cert(new_data)
+    updated = update_kubeconfigs(docs, stale, new_ca=kubeconfig_ca(new_data), new_admin_cert=new_cert,
+                                 new_admin_key=new_key)
+    return KubeconfigChanges(stale=tuple(stale), updated=updated)
+
+
 def admin_kubeconfig(new_data: Mapping[str, bytes], *, server: str | None) -> bytes:
     """The new admin.conf as a kubeconfig for the user, with `server` (from vc-NAME) when known."""
     doc = load_kubeconfig(new_data.get("admin.conf", b""), where="admin.conf")

@@ -187,3 +187,20 @@ def test_each_stale_entry_is_fixed_only_in_the_file_kubectl_reads_it_from() -> N
     assert trust.contexts_trusting_merged(merged, trust.old_trust_anchors(old), old_admin()) == []
     now_trusted = trust.contexts_trusting_merged(merged, trust.old_trust_anchors(new), new_cert)
     assert [c.name for c in now_trusted] == ["a", "b", "c"]
+
+
+def test_the_changes_of_a_ca_rotation_name_stale_contexts_and_update_them_only_when_asked() -> None:
+    old, new = pkis()
+    docs = [doc({"vc": old_ca(), "other": other_ca()}, {"admin": old_admin()},
+                {"ctx": ("vc", "admin"), "fine": ("other", "admin")})]
+
+    named = trust.kubeconfig_changes(docs, old, new, update=False)
+    fixed = trust.kubeconfig_changes(docs, old, new, update=True)
+
+    assert [c.name for c in named.stale] == [c.name for c in fixed.stale] == ["ctx"]
+    assert named.updated == {}
+    [(index, updated)] = fixed.updated.items()
+    clusters = {c["name"]: c["cluster"]["certificate-authority-data"] for c in updated["clusters"]}
+    assert index == 0
+    assert clusters == {"vc": b64(trust.kubeconfig_ca(new)), "other": b64(other_ca())}
+    assert docs[0]["clusters"][0]["cluster"]["certificate-authority-data"] == b64(old_ca())  # inputs kept
