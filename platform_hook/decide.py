@@ -1,6 +1,6 @@
 """`decide`: what the hook does with one VirtualClusterInstance, from what it observes. Pure.
 
-Imports contract, errors and rotation.recycle only.
+Imports contract, errors and rotation.recycle_record only.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import InvalidInputError
-from kubectl_vcerts.rotation.recycle import Instance, parse_record, pending_marker
+from kubectl_vcerts.rotation.recycle_record import Instance, parse_record, pending_marker
 
 
 class ActionKind(StrEnum):

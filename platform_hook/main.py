@@ -3,7 +3,7 @@
 Threads: the leader elector, one watcher per namespace in scope, N reconcile workers (bounded
 concurrency), and the HTTP server for probes and metrics. SIGTERM/SIGINT stop the loops, let the
 current passes finish, give the Lease up and exit 0.
-Imports kubectl_vcerts.{kube, errors, contract, rotation.recycle} and the hook's modules; never cli.
+Imports kubectl_vcerts.{kube, errors, contract, rotation.recycle*} and the hook's modules; never cli.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from kubectl_vcerts.errors import VcertsError
-from kubectl_vcerts.rotation.recycle import RecreatePolicy
+from kubectl_vcerts.rotation.recycle_record import RecreatePolicy
 from platform_hook import logs
 from platform_hook.health import Health, serve
 from platform_hook.leader import LeaderElector

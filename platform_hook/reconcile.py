@@ -3,7 +3,7 @@
 Everything durable lives on the instance (the record annotation), so a reconcile may run again at
 any point, in this replica or another. The reconciler returns when to look again; failures back off
 exponentially per instance and surface as Warning Events and the errors metric.
-Imports kube.platform, rotation.recycle, errors, contract and the hook's own modules.
+Imports kube.platform, rotation.recycle (the driver), errors, contract and the hook's own modules.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kubectl_vcerts.errors import ConflictError, InvalidInputError, NotFoundError, VcertsError
-from kubectl_vcerts.rotation.recycle import Instance, RecyclePort, recycle_pass
+from kubectl_vcerts.rotation.recycle import RecyclePort, recycle_pass
+from kubectl_vcerts.rotation.recycle_record import Instance
 from platform_hook.decide import Action, ActionKind, decide
 from platform_hook.metrics import Metrics
 from platform_hook.settings import Settings

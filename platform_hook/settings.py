@@ -1,7 +1,7 @@
 """The hook's settings, read once from the environment (and overridden by command-line flags).
 
 Every knob the Deployment sets is an env variable named here; tests set small grace periods and
-resync intervals through the same variables. Imports contract, errors and rotation.recycle only.
+resync intervals through the same variables. Imports contract, errors and rotation.recycle{,_record} only.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import UsageError
-from kubectl_vcerts.rotation.recycle import RecreatePolicy
 from kubectl_vcerts.rotation.recycle import Settings as RecycleSettings
+from kubectl_vcerts.rotation.recycle_record import RecreatePolicy
 
 
 @dataclass(frozen=True)

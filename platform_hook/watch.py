@@ -3,7 +3,7 @@
 List once (every key queued), then watch from the list's resourceVersion; on a broken connection
 (API restart) watch again from the last resourceVersion seen, after a capped backoff; on 410 Gone
 list again; every `resync_seconds` list again anyway (so a missed event costs at most one period).
-Imports kube.platform (its event types), rotation.recycle, errors and the standard library.
+Imports kube.platform (its event types), rotation.recycle_record, errors and the standard library.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Protocol
 
 from kubectl_vcerts.errors import VcertsError
 from kubectl_vcerts.kube.platform import WatchEvent, WatchExpiredError
-from kubectl_vcerts.rotation.recycle import Instance
+from kubectl_vcerts.rotation.recycle_record import Instance
 from platform_hook.settings import Settings
 
 log = logging.getLogger("platform_hook.watch")

@@ -1,6 +1,7 @@
 """The CA-change hooks of `rotate-ca` and `restore`: private nodes and vCluster Platform marking.
 
-`build_ca_change_hooks` is what cli.rotate_ca / cli.restore call once the vCluster is found. It returns
+`build_hooks` gives cli.rotate_ca / cli.restore the factory the workflow runner calls once the vCluster
+is found; `build_ca_change_hooks` is that call. It returns
   * `rotation.private_nodes.PrivateNodesHook` when `privateNodes.enabled` (it reaches the virtual
     cluster through kube.virtual: --vcluster-server, else the server in vc-NAME, else a port-forward
     to the control-plane pod), or `SkippedPrivateNodesHook` with --skip-private-nodes (touches no node,
@@ -15,6 +16,7 @@ VCERTS_DRAIN_TIMEOUT (seconds, default 300) bounds the wait for each manual node
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
 
 from kubectl_vcerts.cli.deps import Deps
@@ -100,3 +102,31 @@ def build_ca_change_hooks(
         )
         hooks.append(PlatformMarkHook(gateway, vci=platform_vci))
     return hooks
+
+
+def build_hooks(
+    *,
+    delete_manual_nodes: bool,
+    manual_selector: str | None,
+    vcluster_server: str | None,
+    platform_context: str | None,
+    platform_kubeconfig: str | None,
+    platform_vci: str | None,
+    skip_private_nodes: bool = False,
+) -> Callable[[Deps, VCluster], list[CaChangeHook]]:
+    """A factory the workflow runner calls with (deps, vcluster) once the vCluster is found."""
+
+    def factory(deps: Deps, vcluster: VCluster) -> list[CaChangeHook]:
+        return build_ca_change_hooks(
+            deps,
+            vcluster,
+            delete_manual_nodes=delete_manual_nodes,
+            manual_selector=manual_selector,
+            vcluster_server=vcluster_server,
+            platform_context=platform_context,
+            platform_kubeconfig=platform_kubeconfig,
+            platform_vci=platform_vci,
+            skip_private_nodes=skip_private_nodes,
+        )
+
+    return factory

@@ -19,15 +19,8 @@ from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption,
 from kubectl_vcerts.errors import AbortedError, UsageError
 from kubectl_vcerts.rotation.clock import SystemClock
 from kubectl_vcerts.rotation.ports import ProgressEvent
-from kubectl_vcerts.rotation.recycle import (
-    Claim,
-    RecreatePolicy,
-    RecycleReport,
-    Settings,
-    pending_marker,
-    recycle_pass,
-    run_recycle,
-)
+from kubectl_vcerts.rotation.recycle import RecycleReport, Settings, recycle_pass, run_recycle
+from kubectl_vcerts.rotation.recycle_record import Claim, RecreatePolicy, pending_marker
 
 app = typer.Typer(help="NodeClaims of vCluster Platform instances (run against the Platform cluster).",
                   no_args_is_help=True)

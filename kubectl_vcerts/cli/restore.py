@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from kubectl_vcerts.cli.deps import Deps
+from kubectl_vcerts.cli.follow_up import kubeconfig_follow_up
+from kubectl_vcerts.cli.hooks import build_hooks
 from kubectl_vcerts.cli.operation import (
     DeleteManualNodesOption,
     FinishInterruptedOption,
@@ -31,7 +33,6 @@ from kubectl_vcerts.cli.operation import (
     run_operation,
 )
 from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption
-from kubectl_vcerts.cli.rotate_ca import build_hooks, kubeconfig_follow_up
 from kubectl_vcerts.errors import InvalidInputError, UsageError
 from kubectl_vcerts.rotation.operation import OperationReport
 from kubectl_vcerts.rotation.recovery import Operation

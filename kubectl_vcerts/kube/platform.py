@@ -23,7 +23,7 @@ from kubectl_vcerts.kube import leases
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
 from kubectl_vcerts.rotation.ports import LeaseRecord
-from kubectl_vcerts.rotation.recycle import Claim, Instance
+from kubectl_vcerts.rotation.recycle_record import Claim, Instance
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord
 
 
 class KubeRotationPorts:
-    """Implements CertsPort, BackupPort, LeasePort, PodPort and WorkloadPort."""
+    """Implements CertsPort, BackupPort, LeasePort, PodPort, WorkloadPort and FollowUpPort."""
 
     def __init__(self, session: KubeSession, *, refresh: Callable[[VCluster], VCluster]) -> None:
         self.session = session
@@ -83,6 +83,13 @@ class KubeRotationPorts:
 
     def delete_backup(self, vcluster: VCluster, name: str) -> None:
         backups.delete_backup(self.session, namespace=vcluster.namespace, name=name)
+
+    # FollowUpPort (rotation/follow_up.py)
+    def vcluster_kubeconfig(self, vcluster: VCluster) -> bytes | None:
+        return backups.read_secret_value(
+            self.session, namespace=vcluster.namespace, name=contract.kubeconfig_secret_name(vcluster.name),
+            key="config",
+        )
 
     # LeasePort
     def read_lease(self, namespace: str, name: str) -> LeaseRecord | None:

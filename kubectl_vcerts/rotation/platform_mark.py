@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import NotFoundError, UsageError, VcertsError
 from kubectl_vcerts.rotation.ports import CaChange
-from kubectl_vcerts.rotation.recycle import Instance, format_time
+from kubectl_vcerts.rotation.recycle_record import Instance
 
 
 class PlatformMarkPort(Protocol):
@@ -41,7 +41,7 @@ def parse_vci_ref(text: str) -> tuple[str, str]:
 
 
 def mark_annotations(change: CaChange) -> dict[str, str | None]:
-    return {contract.CA_ROTATED_ANNOTATION: format_time(change.at),
+    return {contract.CA_ROTATED_ANNOTATION: timefmt.rfc3339(change.at),
             contract.CA_FINGERPRINT_ANNOTATION: change.new_ca_fingerprint}
 
 

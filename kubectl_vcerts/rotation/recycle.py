@@ -18,265 +18,31 @@ as the instance (no orphan objects, no extra RBAC in every project namespace, vi
 `kubectl get -o yaml`). Annotations share 256 KiB per object; a record beyond `MAX_RECORD_BYTES`
 (roughly 100+ claims) is refused with an Event before anything is deleted.
 
-Pure parts (records, `plan_step`, `missing_claims`) take `now`; the driver talks through `RecyclePort`.
-Imports contract, errors and rotation.ports only: no kubernetes, typer or rich.
+The record is rotation/recycle_record.py, the choice of the next step rotation/recycle_steps.py (both
+pure, taking `now`); this module is the driver, which talks to the Platform through `RecyclePort`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from kubectl_vcerts import contract, timefmt
+from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ConflictError, InvalidInputError, OperationTimeoutError
 from kubectl_vcerts.rotation.ports import Clock, Progress, ProgressEvent, no_progress
-
-RECORD_VERSION = 1
-MAX_RECORD_BYTES = 200 * 1024
-# Spec fields the Platform fills in itself after a claim is created; ignored when matching a claim
-# the Platform recreated under a new name against the record.
-PLATFORM_SET_SPEC_FIELDS = frozenset({"typeRef", "displayName"})
-# Annotations that belong to the old object, not to a recreated one.
-DROPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
-
-
-class RecreatePolicy(StrEnum):
-    MISSING = "missing"  # wait the grace period, then recreate what the Platform did not
-    ALWAYS = "always"  # no grace period: recreate every recorded claim nothing covers at once
-    NEVER = "never"  # delete only; the Platform recreates
-
-
-@dataclass(frozen=True)
-class Instance:
-    """A VirtualClusterInstance as the recycle sees it."""
-
-    namespace: str
-    name: str
-    uid: str
-    resource_version: str
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A NodeClaim as observed."""
-
-    namespace: str
-    name: str
-    uid: str
-    spec: Mapping[str, Any]
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    deleting: bool = False
-    finalizers: tuple[str, ...] = ()
-    phase: str = ""
-
-    @property
-    def vcluster(self) -> str | None:
-        value = self.spec.get(contract.NODECLAIM_VCLUSTER_FIELD)
-        return value if isinstance(value, str) else None
-
-
-@dataclass(frozen=True)
-class RecordedClaim:
-    """What is kept of a claim to recreate it."""
-
-    name: str
-    uid: str
-    spec: Mapping[str, Any]
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, claim: Claim) -> RecordedClaim:
-        annotations = {k: v for k, v in claim.annotations.items() if k not in DROPPED_ANNOTATIONS}
-        return cls(name=claim.name, uid=claim.uid, spec=dict(claim.spec), labels=dict(claim.labels),
-                   annotations=annotations)
-
-
-@dataclass(frozen=True)
-class RecycleRecord:
-    """The durable record kept on the instance while a recycle is under way."""
-
-    marker: str | None  # the ca-rotated value this recycle answers (None: a manual recycle)
-    policy: RecreatePolicy
-    started: datetime
-    gone_at: datetime | None
-    claims: tuple[RecordedClaim, ...]
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "version": RECORD_VERSION,
-            "marker": self.marker,
-            "policy": self.policy.value,
-            "started": format_time(self.started),
-            "goneAt": format_time(self.gone_at) if self.gone_at else None,
-            "claims": [{"name": c.name, "uid": c.uid, "spec": c.spec, "labels": c.labels,
-                        "annotations": c.annotations} for c in self.claims],
-        }, sort_keys=True, separators=(",", ":"))
-
-
-def format_time(when: datetime) -> str:
-    """RFC 3339 in UTC with a Z, second precision (what the annotations hold)."""
-    return timefmt.rfc3339(when)
-
-
-def parse_time(text: str, *, what: str) -> datetime:
-    """Parse an RFC 3339 time; naive or unparseable values raise InvalidInputError."""
-    value = text.strip()
-    try:
-        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise InvalidInputError(f"{what}: {text!r} is not an RFC 3339 time",
-                                hint="write it like 2026-11-29T04:00:00Z")
-    return parsed.astimezone(UTC)
-
-
-def _mapping(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{what} is not an object", hint="fix or remove the record annotation")
-    return value
-
-
-def parse_record(text: str, *, where: str) -> RecycleRecord:
-    """Read the record annotation back; anything malformed raises InvalidInputError (no action)."""
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise InvalidInputError(f"{where}: {contract.RECYCLE_RECORD_ANNOTATION} is not JSON",
-                                hint="fix or remove the annotation by hand") from exc
-    doc = _mapping(raw, f"{where}: {contract.RECYCLE_RECORD_ANNOTATION}")
-    if doc.get("version") != RECORD_VERSION:
-        raise InvalidInputError(f"{where}: record version {doc.get('version')!r} is not {RECORD_VERSION}",
-                                hint="finish the recycle with the kubectl vcerts release that started it")
-    try:
-        policy = RecreatePolicy(str(doc.get("policy")))
-    except ValueError as exc:
-        raise InvalidInputError(f"{where}: record policy {doc.get('policy')!r} is unknown",
-                                hint="use missing, always or never") from exc
-    claims: list[RecordedClaim] = []
-    raw_claims = doc.get("claims")
-    if not isinstance(raw_claims, list):
-        raise InvalidInputError(f"{where}: record has no claims list", hint="fix or remove the annotation")
-    for item in raw_claims:
-        entry = _mapping(item, f"{where}: a recorded claim")
-        name, uid = entry.get("name"), entry.get("uid")
-        if not isinstance(name, str) or not isinstance(uid, str) or not name or not uid:
-            raise InvalidInputError(f"{where}: a recorded claim lacks name or uid", hint="fix the annotation")
-        claims.append(RecordedClaim(
-            name=name, uid=uid, spec=_mapping(entry.get("spec"), f"{where}: spec of {name}"),
-            labels=_mapping(entry.get("labels") or {}, f"{where}: labels of {name}"),
-            annotations=_mapping(entry.get("annotations") or {}, f"{where}: annotations of {name}")))
-    marker = doc.get("marker")
-    if marker is not None and not isinstance(marker, str):
-        raise InvalidInputError(f"{where}: record marker is not a string", hint="fix the annotation")
-    started = doc.get("started")
-    gone = doc.get("goneAt")
-    return RecycleRecord(
-        marker=marker,
-        policy=policy,
-        started=parse_time(str(started), what=f"{where}: record start"),
-        gone_at=parse_time(str(gone), what=f"{where}: record goneAt") if gone is not None else None,
-        claims=tuple(claims),
-    )
-
-
-def validate_claim(claim: Claim) -> None:
-    """A claim we could not recreate faithfully is invalid: refuse before deleting anything."""
-    provider = claim.spec.get("providerRef")
-    if not isinstance(provider, str) or not provider:
-        raise InvalidInputError(
-            f"nodeclaim {claim.name} in namespace {claim.namespace} has no spec.providerRef",
-            hint="fix the NodeClaim; nothing was deleted")
-
-
-def signature(spec: Mapping[str, Any]) -> str:
-    """What the requester of a claim sets: the spec without the fields the Platform fills in."""
-    return json.dumps({k: v for k, v in spec.items() if k not in PLATFORM_SET_SPEC_FIELDS},
-                      sort_keys=True, separators=(",", ":"))
-
-
-def missing_claims(record: RecycleRecord, present: Sequence[Claim]) -> tuple[RecordedClaim, ...]:
-    """Recorded claims nothing present covers. Never counts one present claim twice.
-
-    A present claim (not one of the recorded uids, not being deleted) covers a recorded claim when,
-    in this order: it carries `recreated-from: <recorded uid>` (we made it); it has the recorded name
-    (the Platform or we recreated it under the same name); its spec matches the recorded spec apart
-    from Platform-set fields (the Platform recreated it under a new name). Counting matches one to
-    one is what keeps the recycle from creating duplicates.
-    """
-    recorded_uids = {c.uid for c in record.claims}
-    candidates = [c for c in present if c.uid not in recorded_uids and not c.deleting]
-    used: set[str] = set()
-    uncovered = list(record.claims)
-
-    def cover(match: Any) -> None:
-        for rec in list(uncovered):
-            found = next((c for c in candidates if c.uid not in used and match(rec, c)), None)
-            if found is not None:
-                used.add(found.uid)
-                uncovered.remove(rec)
-
-    cover(lambda rec, c: c.annotations.get(contract.RECREATED_FROM_ANNOTATION) == rec.uid)
-    cover(lambda rec, c: c.name == rec.name)
-    cover(lambda rec, c: signature(c.spec) == signature(rec.spec))
-    return tuple(uncovered)
-
-
-class StepKind(StrEnum):
-    DELETE = "delete"
-    WAIT = "wait"
-    MARK_GONE = "mark-gone"
-    CREATE = "create"
-    FINISH = "finish"
-
-
-@dataclass(frozen=True)
-class Step:
-    kind: StepKind
-    delete: tuple[Claim, ...] = ()
-    create: tuple[RecordedClaim, ...] = ()
-    reason: str = ""
-    wait_until: datetime | None = None
-
-
-def plan_step(record: RecycleRecord, claims: Sequence[Claim], *, now: datetime, grace: timedelta) -> Step:
-    """The next thing to do, from the record and the claims present now. Pure."""
-    by_uid = {c.uid: c for c in claims}
-    still = [by_uid[r.uid] for r in record.claims if r.uid in by_uid]
-    to_delete = tuple(c for c in still if not c.deleting)
-    if to_delete:
-        return Step(StepKind.DELETE, delete=to_delete)
-    if still:
-        held = sorted({f for c in still for f in c.finalizers})
-        return Step(StepKind.WAIT, reason=f"{len(still)} claim(s) still terminating"
-                    + (f" (finalizers: {', '.join(held)})" if held else ""))
-    if record.gone_at is None:
-        return Step(StepKind.MARK_GONE)
-    if record.policy is RecreatePolicy.NEVER:
-        return Step(StepKind.FINISH)
-    missing = missing_claims(record, claims)
-    if not missing:
-        return Step(StepKind.FINISH)
-    grace_end = record.gone_at + grace
-    if record.policy is RecreatePolicy.MISSING and now < grace_end:
-        return Step(StepKind.WAIT, reason=f"grace period for the Platform: {len(missing)} claim(s) missing",
-                    wait_until=grace_end)
-    return Step(StepKind.CREATE, create=missing)
-
-
-# --- the driver -------------------------------------------------------------------------------------
+from kubectl_vcerts.rotation.recycle_record import (
+    MAX_RECORD_BYTES,
+    Claim,
+    Instance,
+    RecordedClaim,
+    RecreatePolicy,
+    RecycleRecord,
+    parse_record,
+    validate_claim,
+)
+from kubectl_vcerts.rotation.recycle_steps import StepKind, plan_step
 
 
 class RecyclePort(Protocol):
@@ -497,22 +263,3 @@ def run_recycle(port: RecyclePort, namespace: str, name: str, *, marker: str | N
                 f"{result.waiting}",
                 hint="the record stays on the instance; run the command again (or let the hook finish)")
         clock.sleep(result.requeue_after or settings.poll)
-
-
-def pending_marker(instance: Instance) -> str | None:
-    """The ca-rotated value still to recycle for, or None when recycled is up to date.
-
-    Raises InvalidInputError when either annotation is not an RFC 3339 time.
-    """
-    rotated = instance.annotations.get(contract.CA_ROTATED_ANNOTATION)
-    if rotated is None:
-        return None
-    where = f"virtualclusterinstance {instance.name} in namespace {instance.namespace}"
-    rotated_at = parse_time(rotated, what=f"{where}: {contract.CA_ROTATED_ANNOTATION}")
-    recycled = instance.annotations.get(contract.NODECLAIMS_RECYCLED_ANNOTATION)
-    if recycled is None:
-        return rotated
-    if parse_time(recycled, what=f"{where}: {contract.NODECLAIMS_RECYCLED_ANNOTATION}") >= rotated_at:
-        return None
-    return rotated
-

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NoReturn
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import (
@@ -45,7 +46,7 @@ from kubectl_vcerts.pki import (
 )
 from kubectl_vcerts.rotation import plan as planning
 from kubectl_vcerts.rotation.lock import HeldLease, HolderCheck, acquire_lock, acquire_vcluster_rotation_lease
-from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.model import PodState, VCluster
 from kubectl_vcerts.rotation.operation import OperationReport, OperationRequest, human
 from kubectl_vcerts.rotation.plan import RotationPlan
 from kubectl_vcerts.rotation.planner import ca_change_of, make_plan
@@ -99,6 +100,43 @@ class _Held:
         for lease in (self.lock, self.vcluster_lease):
             if lease is not None:
                 lease.renew(now)
+
+
+@dataclass
+class _Written:
+    """What the write step left: the backup, the record written with the data, the data before (None
+    when resumed: read from the backup if it is needed), the secret as written, the hooks' lines."""
+
+    backup: str
+    record: OperationRecord
+    before: Mapping[str, bytes] | None
+    state: CertsState
+    hook_lines: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the restart and the read-back found; `failure` is empty when all is well."""
+
+    restarted: tuple[str, ...] = ()
+    regenerated: tuple[str, ...] = ()
+    worst: Status | None = None
+    final_fp: str | None = None
+    back: CertsState | None = None
+    failure: str = ""
+
+
+def _report(
+    plan: RotationPlan, written: _Written, outcome: _Outcome, *, pods: tuple[PodState, ...] = (),
+    pending_restart: tuple[str, ...] = (),
+) -> OperationReport:
+    """The one place the report of an applied operation is built."""
+    return OperationReport(
+        plan=plan, applied=True, backup=written.backup, restarted=outcome.restarted, pods=pods,
+        regenerated=outcome.regenerated, pending_restart=pending_restart,
+        final_ca_fingerprint=outcome.final_fp, worst=outcome.worst, hook_lines=tuple(written.hook_lines),
+        notes=tuple(plan.notes),
+    )
 
 
 class Workflow:
@@ -200,118 +238,98 @@ class Workflow:
         self, vcluster: VCluster, state: CertsState, plan: RotationPlan, request: OperationRequest,
         restarter: Restarter,
     ) -> OperationReport:
-        notes: list[str] = list(plan.notes)
         if plan.resume is not None and plan.resume.phase is Phase.ROLLBACK:
             return self._stop_after_rollback(vcluster, plan, plan.resume, request, restarter)
-        hook_lines: list[str] = []
-        if plan.resume is not None:
-            backup_name = plan.resume.backup
-            record = plan.resume
-            before_data = None  # read from the backup if a rollback is needed
-            written = state
-        else:
-            backup = self.writer.create_backup(vcluster, state, str(plan.operation))
-            backup_name = backup.name
-            record = OperationRecord(
-                operation=plan.operation,
-                id=secrets.token_hex(6),
-                backup=backup_name,
-                phase=Phase.RESTART,
-                restart=plan.restart_mode,
-                started=self.clock.now(),
-                ca_change=plan.ca_change,
-                holder=request.holder,
-                source=plan.source,
-            )
-            if plan.ca_change:
-                change_info = ca_change_of(plan, at=self.clock.now())
-                if self.hooks:
-                    # Hooks may delete nodes: make sure the guarded write below will not fail on a
-                    # secret someone changed since planning (e.g. during the prompt) before they act.
-                    self.writer.check_unchanged(vcluster, state.resource_version, backup_name)
-                for hook in self.hooks:
-                    hook_lines += hook.before(change_info)
-            before_data = SecretData(state.data)
-            written = self.writer.write(vcluster, plan.new_data, record, state.resource_version)
+        written = self._write(vcluster, state, plan, request)
         if not plan.restart:
             self.writer.clear_record(vcluster)
-            pending = plan.restart_pods
             self._emit("restart", "skipped (--no-restart)", done=True)
-            return OperationReport(
-                plan=plan,
-                applied=True,
-                backup=backup_name,
-                pending_restart=pending,
-                final_ca_fingerprint=plan.new_ca_fingerprint,
-                hook_lines=tuple(hook_lines),
-                notes=tuple(notes),
-            )
-
-        deadline = self.clock.now() + request.timeout
-        restarted, ok = restarter.restart(vcluster, record.restart, deadline)
-        failure = (
-            ""
-            if ok
-            else (
-                f"the control plane of {vcluster.ref} was not Running and Ready within "
-                f"{human(request.timeout)}"
-            )
-        )
-        regenerated: tuple[str, ...] = ()
-        worst: Status | None = None
-        final_fp: str | None = None
-        back: CertsState | None = None
-        if ok:
-            back = self.ports.certs.read_certs(vcluster)
-            regenerated = tuple(
-                sorted(
-                    k for k in set(back.data) | set(written.data) if back.data.get(k) != written.data.get(k)
-                )
-            )
-            report = inspect_pki(back.data, now=self.clock.now())
-            worst = report.worst
-            final_fp = report.ca_fingerprint
-            renewed = plan.operation is not Operation.RESTORE or request.renew
-            if final_fp != ca_fingerprint(written.data):
-                failure = "the CA read back after the restart differs from the one written"
-            elif worst is Status.INVALID or (renewed and worst is Status.EXPIRED):
-                failure = f"the PKI read back after the restart is {worst}"
-            self._emit(
-                "verify",
-                "verified "
-                + contract.certs_secret_name(vcluster.name)
-                + (f" (vCluster rewrote {', '.join(regenerated)})" if regenerated else ""),
-                done=not failure,
-            )
-        if failure:
-            if not request.rollback:
-                self.writer.clear_record(vcluster)
-                raise OperationTimeoutError(
-                    f"{failure}; kept the new PKI (--no-rollback)",
-                    hint=f"inspect the pods; undo with `kubectl vcerts restore {vcluster.name} -n "
-                    f"{vcluster.namespace} --backup {backup_name}`",
-                )
-            if before_data is None:
-                before_data = SecretData(self.ports.backups.read_backup(vcluster, backup_name).data or {})
-            self._rollback(vcluster, record, before_data, failure, request, restarter)
+            return _report(plan, written, _Outcome(final_fp=plan.new_ca_fingerprint),
+                           pending_restart=plan.restart_pods)
+        outcome = self._restart_and_verify(vcluster, plan, request, restarter, written)
+        if outcome.failure:
+            self._fail(vcluster, written, outcome.failure, request, restarter)
         if plan.ca_change:
             change_info = ca_change_of(plan, at=self.clock.now())
             for hook in self.hooks:
-                hook_lines += hook.after(change_info)
-        self.writer.clear_record(vcluster, back)
+                written.hook_lines.extend(hook.after(change_info))
+        self.writer.clear_record(vcluster, outcome.back)
         cp, etcd = self.ports.pods.list_pods(vcluster)
-        return OperationReport(
-            plan=plan,
-            applied=True,
-            backup=backup_name,
-            restarted=restarted,
-            pods=cp + etcd,
-            regenerated=regenerated,
-            final_ca_fingerprint=final_fp,
-            worst=worst,
-            hook_lines=tuple(hook_lines),
-            notes=tuple(notes),
+        return _report(plan, written, outcome, pods=cp + etcd)
+
+    def _write(
+        self, vcluster: VCluster, state: CertsState, plan: RotationPlan, request: OperationRequest
+    ) -> _Written:
+        """Back up, run the hooks' `before`, then write the new data with the operation record. A
+        resumed run has written already: it carries on with the record and the backup it left."""
+        if plan.resume is not None:
+            return _Written(backup=plan.resume.backup, record=plan.resume, before=None, state=state)
+        backup = self.writer.create_backup(vcluster, state, str(plan.operation))
+        record = OperationRecord(
+            operation=plan.operation, id=secrets.token_hex(6), backup=backup.name, phase=Phase.RESTART,
+            restart=plan.restart_mode, started=self.clock.now(), ca_change=plan.ca_change,
+            holder=request.holder, source=plan.source,
         )
+        hook_lines: list[str] = []
+        if plan.ca_change:
+            change_info = ca_change_of(plan, at=self.clock.now())
+            if self.hooks:
+                # Hooks may delete nodes: make sure the guarded write below will not fail on a
+                # secret someone changed since planning (e.g. during the prompt) before they act.
+                self.writer.check_unchanged(vcluster, state.resource_version, backup.name)
+            for hook in self.hooks:
+                hook_lines += hook.before(change_info)
+        before = SecretData(state.data)
+        written = self.writer.write(vcluster, plan.new_data, record, state.resource_version)
+        return _Written(backup=backup.name, record=record, before=before, state=written,
+                        hook_lines=hook_lines)
+
+    def _restart_and_verify(
+        self, vcluster: VCluster, plan: RotationPlan, request: OperationRequest, restarter: Restarter,
+        written: _Written,
+    ) -> _Outcome:
+        """Restart as the record says, wait, then read the secret back and judge what vCluster made of
+        it: the CA must be the one written, and the PKI neither invalid nor (when renewed) expired."""
+        deadline = self.clock.now() + request.timeout
+        restarted, ok = restarter.restart(vcluster, written.record.restart, deadline)
+        if not ok:
+            return _Outcome(restarted=restarted, failure=f"the control plane of {vcluster.ref} was not "
+                            f"Running and Ready within {human(request.timeout)}")
+        back = self.ports.certs.read_certs(vcluster)
+        ours = written.state.data
+        regenerated = tuple(sorted(k for k in set(back.data) | set(ours) if back.data.get(k) != ours.get(k)))
+        report = inspect_pki(back.data, now=self.clock.now())
+        renewed = plan.operation is not Operation.RESTORE or request.renew
+        failure = ""
+        if report.ca_fingerprint != ca_fingerprint(ours):
+            failure = "the CA read back after the restart differs from the one written"
+        elif report.worst is Status.INVALID or (renewed and report.worst is Status.EXPIRED):
+            failure = f"the PKI read back after the restart is {report.worst}"
+        self._emit(
+            "verify",
+            "verified " + contract.certs_secret_name(vcluster.name)
+            + (f" (vCluster rewrote {', '.join(regenerated)})" if regenerated else ""),
+            done=not failure,
+        )
+        return _Outcome(restarted=restarted, regenerated=regenerated, worst=report.worst,
+                        final_fp=report.ca_fingerprint, back=back, failure=failure)
+
+    def _fail(
+        self, vcluster: VCluster, written: _Written, failure: str, request: OperationRequest,
+        restarter: Restarter,
+    ) -> NoReturn:
+        """Keep the new PKI (--no-rollback) or roll back to the backup; either way raise."""
+        if not request.rollback:
+            self.writer.clear_record(vcluster)
+            raise OperationTimeoutError(
+                f"{failure}; kept the new PKI (--no-rollback)",
+                hint=f"inspect the pods; undo with `kubectl vcerts restore {vcluster.name} -n "
+                f"{vcluster.namespace} --backup {written.backup}`",
+            )
+        before = written.before
+        if before is None:
+            before = SecretData(self.ports.backups.read_backup(vcluster, written.backup).data or {})
+        self._rollback(vcluster, written.record, before, failure, request, restarter)
 
     def _finish_interrupted(
         self, vcluster: VCluster, replicas: int, request: OperationRequest, restarter: Restarter
@@ -344,7 +362,7 @@ class Workflow:
         failure: str,
         request: OperationRequest,
         restarter: Restarter,
-    ) -> None:
+    ) -> NoReturn:
         """Write the backup back, restart everything together, wait, then raise RolledBackError."""
         current = self.ports.certs.read_certs(vcluster)
         rollback = replace(record, phase=Phase.ROLLBACK, restart=RestartMode.TOGETHER)
@@ -397,15 +415,9 @@ class Workflow:
             "rolled-back", f"rolled back the interrupted {record.operation} to {record.backup}", done=True
         )
         cp, etcd = self.ports.pods.list_pods(vcluster)
-        return OperationReport(
-            plan=plan,
-            applied=True,
-            backup=record.backup,
-            restarted=restarted,
-            pods=cp + etcd,
-            final_ca_fingerprint=report.ca_fingerprint,
-            worst=report.worst,
-        )
+        resumed = _Written(backup=record.backup, record=record, before=None, state=state)
+        outcome = _Outcome(restarted=restarted, worst=report.worst, final_fp=report.ca_fingerprint)
+        return _report(plan, resumed, outcome, pods=cp + etcd)
 
     def _emit(self, step: str, message: str, *, done: bool = False) -> None:
         self.progress(ProgressEvent(step=step, message=message, done=done))

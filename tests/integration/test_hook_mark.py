@@ -17,7 +17,7 @@ from kubectl_vcerts.kube.platform import PlatformGateway
 from kubectl_vcerts.rotation.model import VCluster, WorkloadKind
 from kubectl_vcerts.rotation.platform_mark import PlatformMarkHook
 from kubectl_vcerts.rotation.ports import CaChange
-from kubectl_vcerts.rotation.recycle import pending_marker
+from kubectl_vcerts.rotation.recycle_record import pending_marker
 from tests.support.platform import PlatformEnv, PlatformPlayer
 
 pytestmark = pytest.mark.cluster

@@ -10,7 +10,8 @@ from typing import Any
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ConflictError, NotFoundError
-from kubectl_vcerts.rotation.recycle import Claim, Instance, RecreatePolicy, Settings
+from kubectl_vcerts.rotation.recycle import Settings
+from kubectl_vcerts.rotation.recycle_record import Claim, Instance, RecreatePolicy
 
 T0 = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
 NS = "p-default"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kubectl_vcerts import contract
-from kubectl_vcerts.rotation.recycle import Instance, RecreatePolicy, RecycleRecord
-from kubectl_vcerts.rotation.recycle import parse_time as t
+from kubectl_vcerts.rotation.recycle_record import Instance, RecreatePolicy, RecycleRecord
+from kubectl_vcerts.rotation.recycle_record import parse_time as t
 from platform_hook.decide import ActionKind, decide
 
 ROT = contract.CA_ROTATED_ANNOTATION

@@ -10,7 +10,7 @@ import pytest
 
 from kubectl_vcerts.errors import UsageError
 from kubectl_vcerts.rotation.ports import LeaseRecord
-from kubectl_vcerts.rotation.recycle import RecreatePolicy
+from kubectl_vcerts.rotation.recycle_record import RecreatePolicy
 from platform_hook.health import Health
 from platform_hook.leader import LeaseMove, next_move
 from platform_hook.main import parse_args

@@ -13,7 +13,7 @@ from kubectl_vcerts.errors import ConflictError, NotFoundError, UsageError
 from kubectl_vcerts.rotation.model import VCluster, WorkloadKind
 from kubectl_vcerts.rotation.platform_mark import PlatformMarkHook
 from kubectl_vcerts.rotation.ports import CaChange
-from kubectl_vcerts.rotation.recycle import Instance
+from kubectl_vcerts.rotation.recycle_record import Instance
 
 AT = datetime(2026, 11, 29, 4, 30, 15, 123456, tzinfo=UTC)
 FP = "sha256:" + "cd" * 32

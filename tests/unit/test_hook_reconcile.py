@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import UnreachableError
-from kubectl_vcerts.rotation.recycle import Claim, Instance
+from kubectl_vcerts.rotation.recycle_record import Claim, Instance
 from platform_hook.decide import ActionKind
 from platform_hook.metrics import Metrics
 from platform_hook.reconcile import Reconciler

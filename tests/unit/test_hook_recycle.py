@@ -11,20 +11,16 @@ import pytest
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import InvalidInputError, OperationTimeoutError
-from kubectl_vcerts.rotation.recycle import (
+from kubectl_vcerts.rotation.recycle import Settings, recycle_pass, run_recycle
+from kubectl_vcerts.rotation.recycle_record import (
     Claim,
     RecordedClaim,
     RecreatePolicy,
     RecycleRecord,
-    Settings,
-    StepKind,
-    missing_claims,
     parse_record,
     pending_marker,
-    plan_step,
-    recycle_pass,
-    run_recycle,
 )
+from kubectl_vcerts.rotation.recycle_steps import StepKind, missing_claims, plan_step
 from tests.support.recycle_fakes import GRACE, MARK, NS, T0, Crash, FakeClock, FakePlatform, platform_with
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from kubectl_vcerts.errors import UnreachableError
 from kubectl_vcerts.kube.platform import WatchEvent, WatchExpiredError
-from kubectl_vcerts.rotation.recycle import Instance
+from kubectl_vcerts.rotation.recycle_record import Instance
 from platform_hook.settings import Settings
 from platform_hook.watch import InstanceWatcher
 

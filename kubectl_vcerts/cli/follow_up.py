@@ -1,0 +1,130 @@
+"""After a CA change: wire rotation/follow_up.py to the cluster and the user's files, and turn its
+result into the lines shown under the report ("What else to do after a CA change")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from kubectl_vcerts import contract
+from kubectl_vcerts.cli.deps import Deps
+from kubectl_vcerts.cli.files import backup_file, write_private_file
+from kubectl_vcerts.rotation.follow_up import CaFollowUp, UserKubeconfig, follow_up
+from kubectl_vcerts.rotation.operation import OperationReport
+from kubectl_vcerts.rotation.trust import TrustedContext
+
+
+class _Files:
+    """PrivateFiles over cli/files.py."""
+
+    def write(self, path: Path, data: bytes, *, overwrite: bool, keep_mode: bool = False) -> None:
+        write_private_file(path, data, overwrite=overwrite, keep_mode=keep_mode)
+
+    def backup(self, path: Path, unix_time: int) -> Path:
+        return backup_file(path, unix_time)
+
+
+def user_kubeconfig(deps: Deps) -> UserKubeconfig:
+    """The user's kubeconfig files as kubectl reads and merges them (kube/kubeconfig.py): --kubeconfig
+    alone, else the existing $KUBECONFIG entries, else ~/.kube/config."""
+    from kubectl_vcerts.kube.kubeconfig import load_user_kubeconfig
+
+    config = load_user_kubeconfig(deps.target.kubeconfig)
+    return UserKubeconfig(paths=tuple(config.files), documents=tuple(dict(doc) for doc in config.documents))
+
+
+def kubeconfig_follow_up(
+    deps: Deps,
+    report: OperationReport,
+    *,
+    kubeconfig_out: Path | None,
+    overwrite: bool,
+    update_kubeconfig: bool,
+) -> list[str]:
+    """Run the follow-up of a CA change (or, for --dry-run, say what it would touch); lines for the user."""
+    from kubectl_vcerts.kube.rotation import KubeRotationPorts
+
+    port = KubeRotationPorts(deps.session(), refresh=lambda vc: vc)
+    result = follow_up(
+        report,
+        port=port,
+        files=_Files(),
+        user=user_kubeconfig(deps),
+        kubeconfig_out=kubeconfig_out,
+        overwrite=overwrite,
+        update_kubeconfig=update_kubeconfig,
+        now=deps.now(),
+    )
+    return render_follow_up(result, update_kubeconfig=update_kubeconfig)
+
+
+def _contexts_where(stale: Sequence[TrustedContext], paths: Sequence[Path]) -> str:
+    """`name` for one file, `name (in FILE)` when several files are merged."""
+    if len(paths) == 1:
+        return ", ".join(c.name for c in stale)
+    return ", ".join(f"{c.name} (in {paths[c.context_file]})" for c in stale)
+
+
+def _files_label(paths: Sequence[Path]) -> str:
+    return str(paths[0]) if len(paths) == 1 else "your kubeconfig (" + os.pathsep.join(map(str, paths)) + ")"
+
+
+def render_follow_up(result: CaFollowUp, *, update_kubeconfig: bool) -> list[str]:
+    if not result.applied:
+        return _render_dry_run(result, update_kubeconfig=update_kubeconfig)
+    vc, paths, stale = result.vcluster, result.paths, result.stale
+    lines: list[str] = ["", "What else to do after a CA change:"]
+    if result.kubeconfig_out is not None:
+        lines.append(
+            f"  - wrote a new admin kubeconfig to {result.kubeconfig_out} "
+            f"(mode 0600, server {result.server or 'from admin.conf'})"
+        )
+    if result.updated:
+        lines.append(
+            f"  - updated {len(stale)} context(s) of {_files_label(paths)}: "
+            + ", ".join(
+                c.name + (" (CA + admin credentials)" if c.uses_old_admin_cert else " (CA)") for c in stale
+            )
+        )
+        for update in result.updated:
+            what = [f"cluster {name} (CA)" for name in update.clusters] + [
+                f"user {name} (admin credentials)" for name in update.users
+            ]
+            lines.append(f"    {update.path} (backup {update.backup}): {', '.join(what)}")
+    elif stale:
+        lines.append(
+            f"  - these contexts of {_files_label(paths)} still trust the old CA: "
+            f"{_contexts_where(stale, paths)} (fix with --update-kubeconfig, or reconnect)"
+        )
+    lines.append(
+        f"  - reconnect: `vcluster connect {vc.name} -n {vc.namespace}` (kubeconfigs from before "
+        f"the change fail with a certificate error)"
+    )
+    if vc.private_nodes:
+        lines.append(
+            "  - private nodes: re-join every node with a token from `vcluster token create` and "
+            "`--force-join`; auto nodes: delete their NodeClaims on the Platform"
+        )
+    lines.append(
+        "  - if vCluster Platform manages it: recreate the kubeconfigs and access keys it issued from the "
+        "old CA"
+    )
+    lines.append(
+        f"  - service-account tokens keep working (sa.key is kept); "
+        f"{contract.kubeconfig_secret_name(vc.name)} is rewritten by vCluster on start"
+    )
+    return lines
+
+
+def _render_dry_run(result: CaFollowUp, *, update_kubeconfig: bool) -> list[str]:
+    lines: list[str] = []
+    if result.kubeconfig_out is not None:
+        lines.append(f"  would write a new admin kubeconfig to {result.kubeconfig_out} (mode 0600)")
+    if result.stale:
+        verb = "would update" if update_kubeconfig else "would stop working"
+        lines.append(
+            f"  contexts of {_files_label(result.paths)} that trust the current CA ({verb}): "
+            + _contexts_where(result.stale, result.paths)
+        )
+    return lines
