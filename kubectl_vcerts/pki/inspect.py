@@ -18,8 +18,8 @@ reason                       meaning
 ``chain-broken``             not signed by the CA that should sign it (name or signature)
 ``key-mismatch``             the private key does not belong to the certificate (or sa.key to sa.pub)
 ``not-a-ca``                 a CA entry without BasicConstraints CA:TRUE or without keyCertSign
-``ca-copy-mismatch``         server-ca/client-ca differ from ca (server-ca may differ only when the
-                             secret carries the k3s-migration annotation)
+``ca-copy-mismatch``         client-ca differs from ca (server-ca may differ: that is the k3s split,
+                             which vCluster >= 0.35 recognises by content alone, as we do)
 ``kubeconfig-ca-mismatch``   a kubeconfig does not trust the CA that signs apiserver.crt
 ===========================  ===================================================================
 
@@ -187,9 +187,8 @@ def check_can_sign(key: str, cert: x509.Certificate) -> Finding | None:
 # --- the inspection ----------------------------------------------------------------------------
 
 class _Inspection:
-    def __init__(self, data: Mapping[str, bytes], now: datetime, warn_within: timedelta,
-                 migrated_from_k3s: bool) -> None:
-        self.data, self.now, self.warn_within, self.migrated = data, now, warn_within, migrated_from_k3s
+    def __init__(self, data: Mapping[str, bytes], now: datetime, warn_within: timedelta) -> None:
+        self.data, self.now, self.warn_within = data, now, warn_within
         self.findings: list[Finding] = []
         self.rows: list[CertInfo] = []
         self.certs: dict[str, x509.Certificate] = {}  # secret key → first certificate
@@ -288,12 +287,14 @@ class _Inspection:
         ca = self.certs.get("ca.crt")
         if ca is None or cert == ca:
             return []
-        if item.path == "server-ca.crt" and self.migrated:
-            return []  # the k3s split: server-ca is the old k3s server CA
+        if item.path == "server-ca.crt":
+            # The k3s split (layout.is_split, vCluster's HasSplitClusterSigningCA): server-ca is the
+            # serving CA. It is judged by what it must sign and be trusted by (apiserver.crt, the
+            # kubeconfigs), whether or not the migration annotation is there: vCluster never reads it.
+            return []
         return [Finding(item.secret_key, Reason.CA_COPY_MISMATCH,
-                        f"{item.secret_key} differs from ca.crt (vCluster expects a copy"
-                        + ("" if item.path == "client-ca.crt" else
-                           " unless the secret is annotated as migrated from k3s") + ")")]
+                        f"{item.secret_key} differs from ca.crt (vCluster expects a copy; the apiserver "
+                        "would refuse the component certificates signed by ca)")]
 
     def leaf_rows(self, item: CatalogueEntry) -> None:
         key = item.secret_key
@@ -345,10 +346,10 @@ class _Inspection:
             self.findings.append(Finding("sa.pub", Reason.KEY_MISMATCH, "sa.pub does not belong to sa.key"))
 
 
-def inspect_pki(data: Mapping[str, bytes], *, now: datetime, warn_within: timedelta = timedelta(days=90),
-                migrated_from_k3s: bool = False) -> PkiReport:
+def inspect_pki(data: Mapping[str, bytes], *, now: datetime,
+                warn_within: timedelta = timedelta(days=90)) -> PkiReport:
     """Describe every certificate of ``data`` and list what is wrong; never raises on bad data."""
-    run = _Inspection(data, now, warn_within, migrated_from_k3s)
+    run = _Inspection(data, now, warn_within)
     run.load_pairs()
     checks = {Kind.CA: run.ca_rows, Kind.LEAF: run.leaf_rows, Kind.KUBECONFIG: run.kubeconfig_rows}
     for item in CATALOGUE:

@@ -85,8 +85,7 @@ def exit_code_for(worst: Status) -> ExitCode:
 def inspect_secret(secret: SecretObject | None, *, now: datetime, warn_within: timedelta) -> PkiReport | None:
     if secret is None:
         return None
-    migrated = secret.annotations.get(contract.MIGRATED_FROM_K3S_ANNOTATION) == "true"
-    return inspect_pki(secret.data, now=now, warn_within=warn_within, migrated_from_k3s=migrated)
+    return inspect_pki(secret.data, now=now, warn_within=warn_within)
 
 
 def check_vcluster(reader: VClusterReader, *, name: str, namespace: str, now: datetime,

@@ -172,8 +172,8 @@ BROKEN = {
         _replace_leaf_signed_by_stranger, "apiserver-kubelet-client.crt", Reason.CHAIN_BROKEN),
     "a key of another certificate is a key-mismatch": Broken(_swap_key, "front-proxy-client.crt",
                                                              Reason.KEY_MISMATCH),
-    "server-ca differing from ca without the k3s annotation is a ca-copy-mismatch": Broken(
-        _second_ca_as_server_ca, "server-ca.crt", Reason.CA_COPY_MISMATCH),
+    "a server-ca that differs from ca but does not sign apiserver.crt leaves it chain-broken": Broken(
+        _second_ca_as_server_ca, "apiserver.crt", Reason.CHAIN_BROKEN),
     "a leaf stored as a CA is not-a-ca": Broken(_leaf_as_ca, "front-proxy-ca.crt", Reason.NOT_A_CA),
     "a kubeconfig without its user is kubeconfig-invalid": Broken(_kubeconfig_without_user, "scheduler.conf",
                                                                   Reason.KUBECONFIG_INVALID),
@@ -212,23 +212,32 @@ def test_a_chain_broken_leaf_row_is_invalid_and_does_not_verify() -> None:
     assert (row.status, row.verifies, row.key_matches) == (Status.INVALID, False, True)
 
 
-def test_k3s_split_is_accepted_with_the_annotation_and_checks_apiserver_against_server_ca() -> None:
+def test_the_k3s_split_is_recognised_by_content_as_vcluster_does_and_apiserver_is_checked_against_server_ca(
+) -> None:
     data = dict(cached_pki(Options(split=True)))
 
-    annotated = inspect_pki(data, now=NOW, migrated_from_k3s=True)
-    plain = inspect_pki(data, now=NOW)
+    report = inspect_pki(data, now=NOW)
 
-    assert annotated.findings == () and annotated.split_ca
-    apiserver = next(r for r in annotated.certificates if r.secret_key == "apiserver.crt")
+    assert report.findings == () and report.split_ca
+    apiserver = next(r for r in report.certificates if r.secret_key == "apiserver.crt")
     assert (apiserver.issuer_key, apiserver.verifies) == ("server-ca.crt", True)
-    assert [(f.secret_key, f.reason) for f in plain.findings] == [("server-ca.crt", Reason.CA_COPY_MISMATCH)]
 
 
-def test_client_ca_differing_from_ca_is_a_mismatch_even_when_migrated() -> None:
+def test_a_split_whose_kubeconfigs_trust_ca_instead_of_server_ca_is_a_kubeconfig_ca_mismatch() -> None:
+    data = dict(cached_pki(Options(split=True)))
+    plain = dict(cached_pki(Options()))
+    data["admin.conf"] = plain["admin.conf"]
+
+    reasons = {(f.secret_key, f.reason) for f in inspect_pki(data, now=NOW).findings}
+
+    assert ("admin.conf", Reason.KUBECONFIG_CA_MISMATCH) in reasons
+
+
+def test_client_ca_differing_from_ca_is_a_mismatch_even_in_a_split() -> None:
     data = healthy()
     data["client-ca.crt"], data["client-ca.key"] = data["etcd-ca.crt"], data["etcd-ca.key"]
 
-    reasons = {(f.secret_key, f.reason) for f in inspect_pki(data, now=NOW, migrated_from_k3s=True).findings}
+    reasons = {(f.secret_key, f.reason) for f in inspect_pki(data, now=NOW).findings}
 
     assert ("client-ca.crt", Reason.CA_COPY_MISMATCH) in reasons
 

@@ -55,7 +55,7 @@ def test_renewing_twice_is_still_a_valid_pki(opts: Options, first: timedelta, ga
     twice = renew_leaves(once, now=later).data
 
     assert _leaves_verify(twice)
-    report = inspect_pki(twice, now=later, migrated_from_k3s=opts.split)
+    report = inspect_pki(twice, now=later)
     leaf_rows = [r for r in report.certificates if r.kind != "ca"]
     assert all(r.verifies and r.key_matches and r.status == "OK" for r in leaf_rows)
 
@@ -70,4 +70,4 @@ def test_rotation_output_verifies_and_keeps_service_account_keys(opts: Options, 
 
     assert (new["sa.key"], new["sa.pub"]) == (old["sa.key"], old["sa.pub"])
     assert _leaves_verify(new)
-    assert inspect_pki(new, now=now, migrated_from_k3s=opts.split).findings == ()
+    assert inspect_pki(new, now=now).findings == ()

@@ -43,7 +43,7 @@ def test_renewal_keeps_every_profile_and_changes_key_serial_and_validity(options
         assert after.serial_number != before.serial_number
         assert after.public_key() != before.public_key()
         assert after.not_valid_after_utc == LATER + timedelta(days=365)
-    assert inspect_pki(new, now=LATER, migrated_from_k3s=options.split).findings == ()
+    assert inspect_pki(new, now=LATER).findings == ()
 
 
 @pytest.mark.parametrize("options", VARIANTS.values(), ids=VARIANTS.keys())
@@ -103,7 +103,7 @@ def test_new_keys_have_the_old_algorithm_and_size(key_type: str, expected: tuple
 def test_split_layout_keeps_apiserver_signed_by_server_ca() -> None:
     old = dict(cached_pki(Options(split=True)))
 
-    report = inspect_pki(renew_leaves(old, now=LATER).data, now=LATER, migrated_from_k3s=True)
+    report = inspect_pki(renew_leaves(old, now=LATER).data, now=LATER)
 
     apiserver = next(r for r in report.certificates if r.secret_key == "apiserver.crt")
     assert (apiserver.issuer_key, apiserver.verifies, apiserver.issuer_cn) == (

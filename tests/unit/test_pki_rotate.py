@@ -102,7 +102,7 @@ def test_the_k3s_split_is_kept_with_a_new_server_ca_signing_apiserver() -> None:
                for k in KUBECONFIGS)
     conf = yaml.safe_load(new["admin.conf"])["clusters"][0]["cluster"]
     assert base64.b64decode(conf["certificate-authority-data"]) == new["server-ca.crt"]
-    assert inspect_pki(new, now=LATER, migrated_from_k3s=True).findings == ()
+    assert inspect_pki(new, now=LATER).findings == ()
 
 
 def test_ecdsa_cas_stay_ecdsa_on_the_same_curve() -> None:

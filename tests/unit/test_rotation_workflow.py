@@ -555,3 +555,45 @@ def test_a_vcluster_scaled_to_zero_is_written_with_force_and_nothing_is_waited_f
     assert report.applied and report.restarted == ()
     assert cluster.data["apiserver.crt"] != original["apiserver.crt"]
     assert clock.now() - FakeClock().now() < timedelta(seconds=1)  # did not sit out the timeout
+
+
+# ------------------------------------------------------------------------------- the k3s split
+def split_cluster() -> FakeCluster:
+    """A k3s-migrated vCluster: server-ca differs from ca, with vCluster's migration annotation."""
+    from tests.support.pki_builder import Options, cached_pki
+
+    vc = make_vcluster()
+    cluster = FakeCluster(vcluster=vc, data=dict(cached_pki(Options(key_type="ecdsa", split=True))))
+    cluster.annotations[contract.MIGRATED_FROM_K3S_ANNOTATION] = "true"
+    return cluster
+
+
+@pytest.mark.parametrize("operation", [Operation.ROTATE, Operation.ROTATE_CA])
+def test_a_split_vcluster_is_rotated_without_a_rollback_and_stays_split(operation: Operation) -> None:
+    cluster = split_cluster()
+    original = cluster.snapshot()
+    wf, clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request(operation))
+    assert report.applied and report.worst is Status.OK
+    assert "scale" not in " ".join(cluster.events)
+    data = cluster.data
+    assert data["server-ca.crt"] != data["ca.crt"]
+    assert data["client-ca.crt"] == data["ca.crt"]
+    if operation is Operation.ROTATE:
+        assert data["server-ca.crt"] == original["server-ca.crt"]
+    else:
+        assert data["server-ca.crt"] != original["server-ca.crt"]
+    assert inspect_pki(data, now=clock.now()).worst is Status.OK
+    assert not [b for b in cluster.backups.values() if b.operation == contract.ROLLED_BACK_OPERATION]
+
+
+def test_a_backup_of_a_split_vcluster_is_restored() -> None:
+    cluster = split_cluster()
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    first = wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
+    assert first.backup is not None
+    report = wf.run(cluster.vcluster, request(Operation.RESTORE, restore_backup=first.backup, renew=False))
+    assert report.applied
+    assert cluster.data["server-ca.crt"] == original["server-ca.crt"]
+    assert cluster.data["ca.crt"] == original["ca.crt"]
