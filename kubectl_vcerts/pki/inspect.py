@@ -53,7 +53,7 @@ from kubectl_vcerts.pki.parse import (
     key_matches,
     load_certificates,
     load_private_key,
-    load_public_key,
+    load_verification_keys,
     organizations,
     public_key_of,
     signed_by,
@@ -97,6 +97,10 @@ class Reason(StrEnum):
 
 _REASON_STATUS = {Reason.EXPIRED: Status.EXPIRED, Reason.NOT_YET_VALID: Status.NOT_YET_VALID,
                   Reason.EXPIRING: Status.EXPIRING}
+# An entry that cannot be used at all, as opposed to one that is out of date or signed by another CA
+# (a renewal re-issues those; a restore source with them is still complete).
+UNUSABLE_REASONS = frozenset({Reason.MISSING, Reason.EMPTY, Reason.UNPARSEABLE, Reason.KUBECONFIG_INVALID,
+                              Reason.NOT_A_CA})
 
 
 @dataclass(frozen=True)
@@ -341,8 +345,8 @@ class _Inspection:
 
     def service_account(self) -> None:
         private = self.parse("sa.key", _load_key_for_matching, "PEM private key")
-        public = self.parse("sa.pub", load_public_key, "PEM public key")
-        if private is not None and public is not None and not key_matches(public, private):
+        public = self.parse("sa.pub", load_verification_keys, "PEM public key file")
+        if private is not None and public is not None and not any(key_matches(k, private) for k in public):
             self.findings.append(Finding("sa.pub", Reason.KEY_MISMATCH, "sa.pub does not belong to sa.key"))
 
 

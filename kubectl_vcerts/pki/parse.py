@@ -9,6 +9,7 @@ Imports only the standard library and ``cryptography``.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -95,6 +96,26 @@ def load_public_key(data: bytes) -> PublicKey:
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
         raise ValueError(f"unsupported public key type {type(key).__name__}")
     return key
+
+
+_PUBLIC_BLOCKS = (b"PUBLIC KEY", b"RSA PUBLIC KEY")
+_PRIVATE_BLOCKS = (b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY")
+
+
+def load_verification_keys(data: bytes) -> tuple[PublicKey, ...]:
+    """Every key of a service-account key file, as kube-apiserver reads --service-account-key-file
+    (client-go `keyutil.ParsePublicKeysPEM`): public keys, and the public half of private keys. A
+    k3s-migrated vCluster has k3s's service.key, a private key, in sa.pub. At least one key."""
+    keys: list[PublicKey] = []
+    for match in re.finditer(rb"-----BEGIN ([A-Z ]+)-----\r?\n.*?-----END \1-----", data, re.S):
+        kind = match.group(1)
+        if kind in _PUBLIC_BLOCKS:
+            keys.append(load_public_key(match.group(0)))
+        elif kind in _PRIVATE_BLOCKS:
+            keys.append(load_private_key(match.group(0), validate=False).public_key())
+    if not keys:
+        raise ValueError("no PEM public or private key")
+    return tuple(keys)
 
 
 def public_key_of(cert: x509.Certificate) -> PublicKey:

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, NotReadyError, UnsupportedError
-from kubectl_vcerts.pki import EntryChange, Status, inspect_pki
+from kubectl_vcerts.pki import EntryChange, inspect_pki
+from kubectl_vcerts.pki.inspect import UNUSABLE_REASONS
 from kubectl_vcerts.pki.parse import first_certificate
 from kubectl_vcerts.pki.renew import RENEWAL_THRESHOLD
 from kubectl_vcerts.rotation.model import Distro, PodState, VCluster
@@ -133,9 +134,11 @@ def _ca_unusable(pem: bytes, now: datetime) -> bool:
 
 
 def check_restore_source(data: Mapping[str, bytes], *, now: datetime, where: str) -> None:
-    """A restore source must be complete: every catalogue key present and parseable."""
+    """A restore source must be complete: every catalogue key present and parseable. A leaf signed by
+    another CA is not refused: vCluster's k3s migration leaves apiserver-kubelet-client so, and the
+    restore's renewal re-issues it."""
     report = inspect_pki(data, now=now)
-    broken = sorted({f.secret_key for f in report.findings if f.status is Status.INVALID})
+    broken = sorted({f.secret_key for f in report.findings if f.reason in UNUSABLE_REASONS})
     if broken:
         raise InvalidPkiError(
             f"{where} is incomplete or corrupt: {', '.join(broken)}",

@@ -40,6 +40,7 @@ from kubectl_vcerts.errors import (
     VcertsError,
 )
 from kubectl_vcerts.pki import (
+    PkiReport,
     Status,
     ca_fingerprint,
     inspect_pki,
@@ -124,6 +125,10 @@ class _Outcome:
     final_fp: str | None = None
     back: CertsState | None = None
     failure: str = ""
+
+
+def _invalid(report: PkiReport) -> set[str]:
+    return {f"{f.secret_key} {f.reason}" for f in report.findings if f.status is Status.INVALID}
 
 
 def _report(
@@ -300,10 +305,16 @@ class Workflow:
         regenerated = tuple(sorted(k for k in set(back.data) | set(ours) if back.data.get(k) != ours.get(k)))
         report = inspect_pki(back.data, now=self.clock.now())
         renewed = plan.operation is not Operation.RESTORE or request.renew
+        # vCluster's result is judged against what we wrote: a restore --no-renew may put back a PKI
+        # with findings of its own (a migrated vCluster's kubelet client), which are not a failure.
+        had = _invalid(inspect_pki(ours, now=self.clock.now())) if report.worst is Status.INVALID else set()
+        new_invalid = _invalid(report) - had
         failure = ""
         if report.ca_fingerprint != ca_fingerprint(ours):
             failure = "the CA read back after the restart differs from the one written"
-        elif report.worst is Status.INVALID or (renewed and report.worst is Status.EXPIRED):
+        elif new_invalid:
+            failure = f"the PKI read back after the restart is INVALID ({', '.join(sorted(new_invalid))})"
+        elif renewed and report.worst is Status.EXPIRED:
             failure = f"the PKI read back after the restart is {report.worst}"
         self._emit(
             "verify",

@@ -12,8 +12,12 @@ vCluster does at start-up (loft-sh/vcluster `pkg/certs/ensure.go`, `pkg/util/kub
      `kubeadm init phase certs all` / `kubeconfig …` ("create if not exists", vCluster's inputs from
      vc-config-NAME), rename super-admin.conf over admin.conf, and merge-patch the secret's data
      without a resourceVersion precondition (`SyncSecret`);
-  3. download the secret into a PKI directory (`kubectl_vcerts.pki.to_files`: certMap paths, and
-     server-ca/client-ca copies of ca.* when missing), overwriting what is there;
+  3. download the secret into the PKI directory, which lives as long as the pod's volume (certMap
+     paths, other keys under their name, written over what is there; an empty certMap value fails
+     with "secret is missing KEY"; server-ca/client-ca copies of ca.* only where no file exists, so a
+     stale copy survives; in the k3s split the renewal re-signs apiserver.crt with server-ca and makes
+     the kubeconfigs trust it, as `ensureAPIServerServingCertSignedByServerCA` and
+     `ensureKubeConfigsTrustServerCA` do);
   4. start a REAL etcd + kube-apiserver from that directory with the k8s distro's flags on free
      loopback ports (`tests.support.controlplane.start_control_plane`); etcd data lives in the same
      work directory across restarts (like the PVC), so objects survive;
@@ -46,6 +50,7 @@ import argparse
 import base64
 import contextlib
 import logging
+import re
 import shutil
 import signal
 import socket
@@ -63,7 +68,6 @@ import yaml
 from cryptography import x509
 
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
-from kubectl_vcerts.pki import to_files
 from tests.support.controlplane import RunningControlPlane, start_control_plane
 from tests.support.kubeadm_pki import (
     FILE_TO_KEY,
@@ -129,18 +133,18 @@ def expiring_leaves(data: Mapping[str, bytes], *, now: datetime) -> list[str]:
             continue
         raw = data.get(key)
         try:
-            cert = x509.load_pem_x509_certificate(raw) if raw else None
+            certs = x509.load_pem_x509_certificates(raw) if raw else []
         except ValueError:
-            cert = None
-        if cert is None or cert.not_valid_after_utc - now <= RENEWAL_THRESHOLD:
+            certs = []
+        # every certificate of the value counts (certhelper.ParseCertsPEM), not only the first
+        if not certs or any(c.not_valid_after_utc - now <= RENEWAL_THRESHOLD for c in certs):
             out.append(key)
     return out
 
 
-def why_it_cannot_serve(data: Mapping[str, bytes], *, now: datetime) -> str | None:
+def why_it_cannot_serve(data: Mapping[str, bytes], pki: Path, *, now: datetime) -> str | None:
     """The reason the real control plane would not work (see the module docstring), or None."""
-    files = to_files(data)
-    server_ca = files.get("server-ca.crt") or b""
+    server_ca = (pki / "server-ca.crt").read_bytes() if (pki / "server-ca.crt").exists() else b""
     try:
         ca = x509.load_pem_x509_certificate(server_ca)
     except ValueError:
@@ -196,11 +200,59 @@ def renew_on_disk(
     for conf in ("controller-manager.conf", "scheduler.conf"):
         path = pki / conf
         path.write_text(path.read_text().replace(f"server: {local}", f"server: {KUBECONFIG_SERVER}"))
-    for copy in ("server-ca", "client-ca"):  # splitCACert: copy only when missing
+    split_ca_cert(pki)
+    if is_split_on_disk(pki):
+        _serve_from_server_ca(kubeadm, config, pki)
+
+
+def _first_pem_block(data: bytes) -> tuple[str, bytes] | None:
+    """(type, whole block) of the first PEM block, as Go's pem.Decode finds it."""
+    match = re.search(rb"-----BEGIN ([^-]+)-----\r?\n.*?-----END \1-----\r?\n?", data, re.S)
+    return (match.group(1).decode(), match.group(0)) if match else None
+
+
+def split_ca_cert(pki: Path) -> None:
+    """splitCACert: the first PEM block of ca.crt must be a CERTIFICATE; it (and ca.key) is copied to
+    server-ca.* and client-ca.* only when those files do not exist (a stale copy on a PVC survives)."""
+    block = _first_pem_block((pki / "ca.crt").read_bytes())
+    if block is None:
+        raise RuntimeError("split ca cert: no PEM data found")
+    if block[0] != "CERTIFICATE":
+        raise RuntimeError("split ca cert: first PEM block is not a certificate")
+    for copy in ("server-ca", "client-ca"):
+        if not (pki / f"{copy}.crt").exists():
+            (pki / f"{copy}.crt").write_bytes(block[1])
+        if not (pki / f"{copy}.key").exists():
+            (pki / f"{copy}.key").write_bytes((pki / "ca.key").read_bytes())
+
+
+def is_split_on_disk(pki: Path) -> bool:
+    """equalFirstPEMCertificate(ca.crt, server-ca.crt) is false: the k3s split."""
+    ca, server = (_first_pem_block((pki / name).read_bytes()) for name in ("ca.crt", "server-ca.crt"))
+    if ca is None or server is None:
+        return (pki / "ca.crt").read_bytes() != (pki / "server-ca.crt").read_bytes()
+    return x509.load_pem_x509_certificate(ca[1]) != x509.load_pem_x509_certificate(server[1])
+
+
+def _serve_from_server_ca(kubeadm: Path, config: Path, pki: Path) -> None:
+    """ensureAPIServerServingCertSignedByServerCA + ensureKubeConfigsTrustServerCA: apiserver.crt
+    re-created from server-ca with kubeadm's profile, and the three kubeconfigs trusting server-ca."""
+    with tempfile.TemporaryDirectory(prefix="vcerts-server-ca-") as tmp:
+        alt = Path(tmp)
+        (alt / "ca.crt").write_bytes((pki / "server-ca.crt").read_bytes())
+        (alt / "ca.key").write_bytes((pki / "server-ca.key").read_bytes())
+        alt_config = alt / "kubeadm.yaml"
+        alt_config.write_text(config.read_text().replace(str(pki), str(alt)))
+        _run_kubeadm(kubeadm, "init", "phase", "certs", "apiserver", "--config", str(alt_config))
         for ext in ("crt", "key"):
-            target = pki / f"{copy}.{ext}"
-            if not target.exists():
-                target.write_bytes((pki / f"ca.{ext}").read_bytes())
+            (pki / f"apiserver.{ext}").write_bytes((alt / f"apiserver.{ext}").read_bytes())
+    server_ca = base64.b64encode((pki / "server-ca.crt").read_bytes()).decode()
+    for conf in ("admin.conf", "controller-manager.conf", "scheduler.conf"):
+        doc = yaml.safe_load((pki / conf).read_text())
+        for cluster in doc.get("clusters") or []:
+            cluster["cluster"].pop("certificate-authority", None)
+            cluster["cluster"]["certificate-authority-data"] = server_ca
+        (pki / conf).write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def read_disk(pki: Path) -> dict[str, bytes]:
@@ -209,13 +261,19 @@ def read_disk(pki: Path) -> dict[str, bytes]:
 
 
 def download(data: Mapping[str, bytes], pki: Path) -> None:
-    """downloadCertsFromSecret + splitCACert: write every entry (overwriting), fill the CA copies."""
+    """downloadCertsFromSecret + splitCACert: every entry written over what is there (certMap keys to
+    their paths, others under their key), an empty certMap value fails start-up with vCluster's own
+    message, and the CA copies are made only where no file exists."""
     pki.mkdir(parents=True, exist_ok=True)
-    for rel, value in to_files(data).items():
-        path = pki / rel
+    for key, value in data.items():
+        rel = KEY_TO_FILE.get(key)
+        if rel is not None and not value:
+            raise RuntimeError(f"secret is missing {key}")
+        path = pki / (rel or key)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(value)
         path.chmod(0o600)
+    split_ca_cert(pki)
 
 
 def vc_secret_data(admin_conf: bytes, server: str) -> dict[str, bytes]:
@@ -530,8 +588,6 @@ class Emulator:
         if _version_tuple(tag or "0.36.0") >= RENEWAL_SINCE:
             expiring = expiring_leaves(data, now=now)
             if expiring:
-                if pki.exists():
-                    shutil.rmtree(pki)
                 download(data, pki)
                 renew_on_disk(
                     pki, name=self.name, namespace=self.namespace, values=values, service_cidr=service_cidr
@@ -543,7 +599,7 @@ class Emulator:
                 gen.renewed = tuple(sorted(k for k in new if new.get(k) != data.get(k)))
                 data = new
         download(data, pki)
-        reason = why_it_cannot_serve(data, now=now)
+        reason = why_it_cannot_serve(data, pki, now=now)
         if reason is not None:
             gen.crashed = reason
             return
@@ -571,7 +627,7 @@ class Emulator:
     def _publish(self, server: str, data: Mapping[str, bytes], *, private_nodes: bool) -> None:
         session = self.virtual_session(data["admin.conf"], server)
         try:
-            root_ca = to_files(data)["server-ca.crt"].decode()
+            root_ca = (self.workdir / "data" / "pki" / "server-ca.crt").read_text()
             for ns in ROOT_CA_NAMESPACES:
                 self._apply_config_map(session, ns, "kube-root-ca.crt", {"ca.crt": root_ca})
             if private_nodes:

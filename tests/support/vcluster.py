@@ -43,6 +43,7 @@ import yaml
 
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
 from tests.support.devcluster import WAITING_REASON_LABEL
+from tests.support.k3s_migration import MIGRATED_ANNOTATION, migrate_from_k3s
 from tests.support.kubeadm_pki import generate_vcluster_pki, with_expired_ca, with_expired_leaves
 from tests.support.polling import wait_until
 
@@ -73,6 +74,7 @@ class VClusterSpec:
     extra_sans: tuple[str, ...] = ()  # controlPlane.proxy.extraSANs (also in the etcd SANs)
     waiting_reason: str = "CrashLoopBackOff"  # the container state when pod_running=False
     with_certs_secret: bool = True  # False: no NAME-certs at all (a vCluster that never started)
+    migrated_from_k3s: bool = False  # NAME-certs as vCluster's k3s → k8s migration leaves it (split CA)
 
     def __post_init__(self) -> None:
         if self.distro not in {"k8s", "k3s"}:
@@ -375,6 +377,8 @@ def make_certs(name: str, namespace: str, spec: VClusterSpec, *, workdir: Path |
         certs = with_expired_leaves(certs, now=moment)
     if spec.expired_ca:
         certs = with_expired_ca(certs, now=moment)
+    if spec.migrated_from_k3s:
+        certs = migrate_from_k3s(certs, name=name, service_cidr=spec.service_cidr, now=moment)
     return certs
 
 
@@ -420,7 +424,8 @@ def create_vcluster(
     if spec.with_certs_secret:
         core.create_namespaced_secret(ns, {
             "metadata": {"name": f"{name}-certs", "namespace": ns, "labels": secret_labels,
-                         "ownerReferences": _owner(service)},
+                         "ownerReferences": _owner(service),
+                         "annotations": {MIGRATED_ANNOTATION: "true"} if spec.migrated_from_k3s else {}},
             "type": "Opaque",
             "data": _b64(data),
         })

@@ -597,3 +597,35 @@ def test_a_backup_of_a_split_vcluster_is_restored() -> None:
     assert report.applied
     assert cluster.data["server-ca.crt"] == original["server-ca.crt"]
     assert cluster.data["ca.crt"] == original["ca.crt"]
+
+
+def migrated_cluster() -> FakeCluster:
+    """NAME-certs as vCluster's k3s migration leaves it (tests/support/k3s_migration.py): k3s CAs over
+    a kubeadm PKI, apiserver-kubelet-client still signed by the CA from before the migration."""
+    from tests.support.k3s_migration import MIGRATED_ANNOTATION, migrate_from_k3s
+
+    data = migrate_from_k3s(pki_data(), name="vc", service_cidr="10.96.0.0/12", now=FakeClock().now())
+    cluster = FakeCluster(vcluster=make_vcluster(), data=data)
+    cluster.annotations[MIGRATED_ANNOTATION] = "true"
+    return cluster
+
+
+@pytest.mark.parametrize("operation", [Operation.ROTATE, Operation.ROTATE_CA])
+def test_a_migrated_vcluster_is_rotated_into_a_clean_split(operation: Operation) -> None:
+    cluster = migrated_cluster()
+    assert inspect_pki(cluster.data, now=FakeClock().now()).worst is Status.INVALID  # as vCluster left it
+    wf, clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request(operation))
+    assert report.applied and report.worst is Status.OK
+    assert inspect_pki(cluster.data, now=clock.now()).split_ca
+
+
+def test_restoring_a_migrated_backup_as_it_is_does_not_roll_back() -> None:
+    cluster = migrated_cluster()
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    first = wf.run(cluster.vcluster, request(Operation.ROTATE))
+    assert first.backup is not None
+    report = wf.run(cluster.vcluster, request(Operation.RESTORE, restore_backup=first.backup, renew=False))
+    assert report.applied
+    assert cluster.data == original
