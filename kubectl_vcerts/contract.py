@@ -56,6 +56,9 @@ BACKUP_OPERATION_ANNOTATION = "vcerts.io/operation"  # rotate | rotate-ca | rest
 BACKUP_SOURCE_RV_ANNOTATION = "vcerts.io/source-resource-version"
 BACKUP_CA_FINGERPRINT_ANNOTATION = "vcerts.io/ca-fingerprint"
 BACKUP_CREATED_ANNOTATION = "vcerts.io/created-at"
+# Which vCluster a backup was taken from: the uid of NAME-certs' owner (the Service vCluster sets as
+# owner), else of NAME-certs itself. A vCluster recreated under the same name has another one.
+BACKUP_IDENTITY_ANNOTATION = "vcerts.io/vcluster-uid"
 # Operation value of the backup a rollback takes of the PKI it replaces (the one that failed); such
 # backups are kept for inspection but never chosen by `restore --backup latest`.
 ROLLED_BACK_OPERATION = "rolled-back"

@@ -138,7 +138,8 @@ def prune_command(
     state = ports.read_certs(vcluster)
     record = read_record(state.annotations, where=contract.certs_secret_name(vcluster.name))
     protected = {record.backup} if record is not None else set()
-    doomed = [r for r in select_prunable(ports.list_backups(vcluster), keep=keep) if r.name not in protected]
+    doomed = select_prunable(ports.list_backups(vcluster), keep=keep, identity=state.identity,
+                             protected=frozenset(protected))
     if not doomed:
         deps.out.print(
             f"Nothing to prune: vCluster {vcluster.ref} has at most {keep} backup(s).",

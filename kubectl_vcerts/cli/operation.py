@@ -72,6 +72,14 @@ TimeoutOption = Annotated[
 ]
 
 
+KeepBackupsOption = Annotated[
+    int,
+    typer.Option(
+        "--keep-backups",
+        min=0,
+        help="After success, delete this vCluster's backups beyond the newest N (0 keeps all).",
+    ),
+]
 ValidityOption = Annotated[
     str,
     typer.Option(
@@ -181,6 +189,7 @@ def operation_request(
     timeout: str,
     validity: str,
     finish_interrupted: bool,
+    keep_backups: int = 10,
     **extra: Any,
 ) -> OperationRequest:
     """The request every mutating command builds from its shared options (plus command-specific fields)."""
@@ -197,6 +206,7 @@ def operation_request(
         leaf_validity=parse_validity(validity),
         finish_interrupted=finish_interrupted,
         lock_seconds=lock_seconds(),
+        keep_backups=keep_backups,
         **extra,
     )
 

@@ -60,7 +60,9 @@ def plan_lines(plan: RotationPlan) -> list[str]:
     ]
     lines += [f"  - {note}" for note in plan.notes]
     if plan.resume is None:
-        lines.append(f"  backup:  {plan.backup_name} (immutable Secret in {vc.namespace}; never deleted)")
+        lines.append(
+            f"  backup:  {plan.backup_name} (immutable Secret in {vc.namespace}, owned as NAME-certs is)"
+        )
         lines.append(
             f"  changes: {len(plan.changes)} entr{'y' if len(plan.changes) == 1 else 'ies'} of "
             f"{contract.certs_secret_name(vc.name)}"
@@ -107,6 +109,7 @@ def report_document(report: OperationReport, extra: Sequence[str] = ()) -> dict[
         "rollbackOnly": stops_after_rollback(plan),
         "source": plan.source or None,
         "backup": report.backup if report.applied else plan.backup_name,
+        "prunedBackups": list(report.pruned),
         "changes": [
             {
                 "key": c.secret_key,
@@ -164,9 +167,15 @@ def render_report(
     }[plan.operation]
     lines = [f"{done} of vCluster {vc.ref}" + (" (finished an interrupted run)" if plan.resume else "") + "."]
     lines.append(f"  backup of the previous certificates: {report.backup}")
+    if report.pruned:
+        lines.append(f"  deleted {len(report.pruned)} old backup(s): {', '.join(report.pruned)}")
     if report.pending_restart:
         lines.append("  not restarted (--no-restart): restart these pods for the change to take effect:")
         lines += [f"    kubectl -n {vc.namespace} delete pod {pod}" for pod in report.pending_restart]
+        lines.append(
+            "  until then do not run vCluster's own `vcluster certs rotate`/`rotate-ca`: it renews from the "
+            "running pod's /data/pki, not from the secret, and would write the old certificates back"
+        )
     elif report.restarted:
         lines.append(f"  restarted: {', '.join(report.restarted)} (all Running and Ready)")
     if report.regenerated:

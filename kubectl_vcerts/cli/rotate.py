@@ -9,6 +9,7 @@ import typer
 from kubectl_vcerts.cli.operation import (
     FinishInterruptedOption,
     ForceOption,
+    KeepBackupsOption,
     NameArgument,
     NoRestartOption,
     NoRollbackOption,
@@ -32,6 +33,7 @@ def command(
     timeout: TimeoutOption = "5m",
     validity: ValidityOption = "365d",
     finish_interrupted: FinishInterruptedOption = False,
+    keep_backups: KeepBackupsOption = 10,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Renew the leaf certificates of a vCluster; the CA is kept, so existing kubeconfigs keep working."""
@@ -44,5 +46,6 @@ def command(
         timeout=timeout,
         validity=validity,
         finish_interrupted=finish_interrupted,
+        keep_backups=keep_backups,
     )
     run_operation(ctx, name, request, output=output, yes=yes)

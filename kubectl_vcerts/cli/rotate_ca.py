@@ -21,6 +21,7 @@ from kubectl_vcerts.cli.operation import (
     DeleteManualNodesOption,
     FinishInterruptedOption,
     ForceOption,
+    KeepBackupsOption,
     ManualSelectorOption,
     NameArgument,
     NoRestartOption,
@@ -78,6 +79,7 @@ def command(
     timeout: TimeoutOption = "5m",
     validity: ValidityOption = "365d",
     finish_interrupted: FinishInterruptedOption = False,
+    keep_backups: KeepBackupsOption = 10,
     delete_manual_nodes: DeleteManualNodesOption = False,
     manual_selector: ManualSelectorOption = None,
     vcluster_server: VclusterServerOption = None,
@@ -102,6 +104,7 @@ def command(
         timeout=timeout,
         validity=validity,
         finish_interrupted=finish_interrupted,
+        keep_backups=keep_backups,
         ca_validity=parse_duration(ca_validity, flag="--ca-validity"),
         byo_ca=byo,
     )

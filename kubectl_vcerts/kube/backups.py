@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import ConflictError
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
-from kubectl_vcerts.rotation.ports import BackupRecord, CertsState
+from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, OwnerRef
 from kubectl_vcerts.rotation.records import SecretData
 
 BACKUP_SELECTOR = f"{contract.BACKUP_LABEL}=true"
@@ -38,11 +38,20 @@ def _read_secret(session: KubeSession, namespace: str, name: str) -> Any:
     )
 
 
+def _owners(meta: Any) -> tuple[OwnerRef, ...]:
+    return tuple(
+        OwnerRef(api_version=o.api_version, kind=o.kind, name=o.name, uid=o.uid)
+        for o in meta.owner_references or ()
+    )
+
+
 def _state(secret: Any) -> CertsState:
     return CertsState(
         data=_decode(secret.data),
         resource_version=secret.metadata.resource_version,
         annotations=dict(secret.metadata.annotations or {}),
+        owners=_owners(secret.metadata),
+        uid=secret.metadata.uid or "",
     )
 
 
@@ -135,6 +144,7 @@ def _backup_record(secret: Any, *, with_data: bool) -> BackupRecord:
         ca_fingerprint=annotations.get(contract.BACKUP_CA_FINGERPRINT_ANNOTATION, ""),
         source_resource_version=annotations.get(contract.BACKUP_SOURCE_RV_ANNOTATION, ""),
         data=_decode(secret.data) if with_data else None,
+        identity=annotations.get(contract.BACKUP_IDENTITY_ANNOTATION, ""),
     )
 
 
@@ -149,8 +159,11 @@ def create_backup(
     source_resource_version: str,
     ca_fingerprint: str,
     created: datetime,
+    owners: Sequence[OwnerRef] = (),
+    identity: str = "",
 ) -> BackupRecord:
-    """An immutable copy of the full data; an existing name raises ConflictError (409)."""
+    """An immutable copy of the full data, owned like NAME-certs (garbage-collected with the vCluster);
+    an existing name raises ConflictError (409)."""
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -169,7 +182,11 @@ def create_backup(
                 contract.BACKUP_SOURCE_RV_ANNOTATION: source_resource_version,
                 contract.BACKUP_CA_FINGERPRINT_ANNOTATION: ca_fingerprint,
                 contract.BACKUP_CREATED_ANNOTATION: timefmt.rfc3339(created),
+                **({contract.BACKUP_IDENTITY_ANNOTATION: identity} if identity else {}),
             },
+            "ownerReferences": [
+                {"apiVersion": o.api_version, "kind": o.kind, "name": o.name, "uid": o.uid} for o in owners
+            ],
         },
         "data": _encode(data),
     }

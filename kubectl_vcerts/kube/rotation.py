@@ -6,7 +6,7 @@ Each method is one small call into kube/backups.py, leases.py, pods.py or worklo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.kube import backups, leases, pods, workloads
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.rotation.model import PodState, VCluster
-from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord
+from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord, OwnerRef
 
 
 class KubeRotationPorts:
@@ -62,6 +62,8 @@ class KubeRotationPorts:
         source_resource_version: str,
         ca_fingerprint: str,
         created: datetime,
+        owners: Sequence[OwnerRef] = (),
+        identity: str = "",
     ) -> BackupRecord:
         return backups.create_backup(
             self.session,
@@ -73,6 +75,8 @@ class KubeRotationPorts:
             source_resource_version=source_resource_version,
             ca_fingerprint=ca_fingerprint,
             created=created,
+            owners=owners,
+            identity=identity,
         )
 
     def list_backups(self, vcluster: VCluster) -> list[BackupRecord]:

@@ -42,6 +42,9 @@ class OperationRequest:
     renew: bool = True
     lock_seconds: int = 60
     poll_seconds: float = 1.0
+    # after a successful operation, delete this vCluster's backups beyond the newest `keep_backups`
+    # (0: keep every backup)
+    keep_backups: int = 10
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class OperationReport:
     worst: Status | None = None
     hook_lines: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    pruned: tuple[str, ...] = ()  # old backups deleted after success (--keep-backups)
 
 
 def stops_after_rollback(plan: RotationPlan) -> bool:

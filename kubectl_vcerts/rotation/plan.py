@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from kubectl_vcerts import contract
-from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, NotReadyError, UnsupportedError
+from kubectl_vcerts.errors import (
+    InvalidInputError,
+    InvalidPkiError,
+    NotFoundError,
+    NotReadyError,
+    UnsupportedError,
+)
 from kubectl_vcerts.pki import EntryChange, inspect_pki
 from kubectl_vcerts.pki.inspect import UNUSABLE_REASONS
 from kubectl_vcerts.pki.parse import first_certificate
@@ -181,8 +187,17 @@ def backup_name(vcluster: VCluster, now: datetime) -> str:
     return contract.backup_secret_name(vcluster.name, int(now.timestamp()))
 
 
-def resolve_backup(records: Sequence[BackupRecord], ident: str, *, vcluster: VCluster) -> BackupRecord:
-    """`latest`, the unix-time suffix, or the full Secret name."""
+def resolve_backup(records: Sequence[BackupRecord], ident: str, *, vcluster: VCluster,
+                   identity: str = "") -> BackupRecord:
+    """`latest`, the unix-time suffix, or the full Secret name.
+
+    With the current vCluster's `identity` known, backups taken from another vCluster of the same name
+    (deleted and created again) are never chosen as `latest`, and naming one is refused: its CA and
+    sa.key would invalidate every token of this one. Backups that record no identity are older than
+    the record and taken as this vCluster's."""
+    foreign = {r.name for r in records if identity and r.identity and r.identity != identity}
+    if ident in ("latest", ""):
+        records = [r for r in records if r.name not in foreign]
     if not records:
         raise NotFoundError(
             f"vCluster {vcluster.ref} has no backups",
@@ -196,6 +211,13 @@ def resolve_backup(records: Sequence[BackupRecord], ident: str, *, vcluster: VCl
     wanted = {ident, contract.backup_secret_name(vcluster.name, int(ident)) if ident.isdigit() else ident}
     for record in ordered:
         if record.name in wanted:
+            if record.name in foreign:
+                raise InvalidInputError(
+                    f"backup {record.name} was taken from another vCluster named {vcluster.name} in "
+                    f"namespace {vcluster.namespace} (uid {record.identity}, this one is {identity})",
+                    hint="restoring it would install that vCluster's CA and service-account key; choose a "
+                    "backup of this vCluster, or restore a PKI directory with --from-dir if you mean it",
+                )
             return record
     raise NotFoundError(
         f"backup {ident!r} of vCluster {vcluster.ref} not found",
@@ -203,10 +225,13 @@ def resolve_backup(records: Sequence[BackupRecord], ident: str, *, vcluster: VCl
     )
 
 
-def select_prunable(records: Sequence[BackupRecord], *, keep: int) -> list[BackupRecord]:
-    """The backups beyond the `keep` newest, oldest last."""
-    ordered = sorted(records, key=lambda r: (r.created, r.name), reverse=True)
-    return ordered[max(keep, 0) :]
+def select_prunable(records: Sequence[BackupRecord], *, keep: int, identity: str = "",
+                    protected: frozenset[str] = frozenset()) -> list[BackupRecord]:
+    """The backups of this vCluster beyond the `keep` newest, oldest last. Never a `protected` one (the
+    backup an unfinished operation or a rollback needs) and never another vCluster's (`identity`)."""
+    ours = [r for r in records if not (identity and r.identity and r.identity != identity)]
+    ordered = sorted(ours, key=lambda r: (r.created, r.name), reverse=True)
+    return [r for r in ordered[max(keep, 0) :] if r.name not in protected]
 
 
 def leaf_validity_ok(validity: timedelta) -> bool:

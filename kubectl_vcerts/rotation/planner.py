@@ -144,7 +144,7 @@ def make_plan(
         new_data = SecretData(change.data)
         changes = change.changes
     else:
-        source, source_data = _restore_source(vcluster, request, backups)
+        source, source_data = _restore_source(vcluster, request, backups, identity=state.identity)
         planning.check_restore_source(source_data, now=now, where=source)
         if request.renew:
             change = renew_leaves(source_data, now=now, validity=request.leaf_validity)
@@ -193,12 +193,13 @@ def _resumable(record: OperationRecord, request: OperationRequest) -> bool:
     return True
 
 def _restore_source(
-    vcluster: VCluster, request: OperationRequest, backups: BackupPort
+    vcluster: VCluster, request: OperationRequest, backups: BackupPort, *, identity: str
 ) -> tuple[str, dict[str, bytes]]:
     if request.restore_data is not None:
         return request.restore_source or "directory", SecretData(request.restore_data)
     records = backups.list_backups(vcluster)
-    chosen = planning.resolve_backup(records, request.restore_backup or "latest", vcluster=vcluster)
+    chosen = planning.resolve_backup(records, request.restore_backup or "latest", vcluster=vcluster,
+                                     identity=identity)
     full = backups.read_backup(vcluster, chosen.name)
     return chosen.name, SecretData(full.data or {})
 

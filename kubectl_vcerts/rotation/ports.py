@@ -9,7 +9,7 @@ Imports nothing from kube/, cli/, kubernetes, typer or rich.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -78,12 +78,33 @@ class CaChangeHook(Protocol):
 
 
 @dataclass(frozen=True)
+class OwnerRef:
+    """An ownerReference of NAME-certs (vCluster sets the Service NAME), copied onto every backup so
+    that deleting the vCluster deletes the private keys its backups hold."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
 class CertsState:
-    """`NAME-certs` as read: its data, the resourceVersion every write is guarded by, annotations."""
+    """`NAME-certs` as read: its data, the resourceVersion every write is guarded by, annotations,
+    its owners and uid."""
 
     data: dict[str, bytes] = field(repr=False)
     resource_version: str
     annotations: dict[str, str] = field(default_factory=dict)
+    owners: tuple[OwnerRef, ...] = ()
+    uid: str = ""
+
+    @property
+    def identity(self) -> str:
+        """Which vCluster this is, beyond its name: the Service owner's uid, else any owner's, else
+        the secret's own ("" when unknown)."""
+        services = [o.uid for o in self.owners if o.kind == "Service"]
+        return (services or [o.uid for o in self.owners] or [self.uid])[0]
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,7 @@ class BackupRecord:
     ca_fingerprint: str
     source_resource_version: str
     data: dict[str, bytes] | None = field(default=None, repr=False)
+    identity: str = ""  # contract.BACKUP_IDENTITY_ANNOTATION; "" for backups made before it existed
 
 
 @dataclass(frozen=True)
@@ -133,8 +155,9 @@ class CertsPort(Protocol):
 
 class BackupPort(Protocol):
     def create_backup(self, vcluster: VCluster, *, name: str, data: Mapping[str, bytes], operation: str,
-                      source_resource_version: str, ca_fingerprint: str, created: datetime) -> BackupRecord:
-        """Create an immutable backup Secret; an existing name raises ConflictError."""
+                      source_resource_version: str, ca_fingerprint: str, created: datetime,
+                      owners: Sequence[OwnerRef] = (), identity: str = "") -> BackupRecord:
+        """Create an immutable backup Secret owned by `owners`; an existing name raises ConflictError."""
         ...
 
     def list_backups(self, vcluster: VCluster) -> list[BackupRecord]: ...

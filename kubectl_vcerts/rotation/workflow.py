@@ -134,13 +134,14 @@ def _invalid(report: PkiReport) -> set[str]:
 def _report(
     plan: RotationPlan, written: _Written, outcome: _Outcome, *, pods: tuple[PodState, ...] = (),
     pending_restart: tuple[str, ...] = (),
+    pruned: tuple[str, ...] = (),
 ) -> OperationReport:
     """The one place the report of an applied operation is built."""
     return OperationReport(
         plan=plan, applied=True, backup=written.backup, restarted=outcome.restarted, pods=pods,
         regenerated=outcome.regenerated, pending_restart=pending_restart,
         final_ca_fingerprint=outcome.final_fp, worst=outcome.worst, hook_lines=tuple(written.hook_lines),
-        notes=tuple(plan.notes),
+        notes=tuple(plan.notes), pruned=pruned,
     )
 
 
@@ -250,7 +251,8 @@ class Workflow:
             self.writer.clear_record(vcluster)
             self._emit("restart", "skipped (--no-restart)", done=True)
             return _report(plan, written, _Outcome(final_fp=plan.new_ca_fingerprint),
-                           pending_restart=plan.restart_pods)
+                           pending_restart=plan.restart_pods,
+                           pruned=self._prune(vcluster, state, written, request))
         outcome = self._restart_and_verify(vcluster, plan, request, restarter, written)
         if outcome.failure:
             self._fail(vcluster, written, outcome.failure, request, restarter)
@@ -260,7 +262,14 @@ class Workflow:
                 written.hook_lines.extend(hook.after(change_info))
         self.writer.clear_record(vcluster, outcome.back)
         cp, etcd = self.ports.pods.list_pods(vcluster)
-        return _report(plan, written, outcome, pods=cp + etcd)
+        return _report(plan, written, outcome, pods=cp + etcd,
+                       pruned=self._prune(vcluster, state, written, request))
+
+    def _prune(
+        self, vcluster: VCluster, state: CertsState, written: _Written, request: OperationRequest
+    ) -> tuple[str, ...]:
+        return self.writer.prune(vcluster, keep=request.keep_backups, identity=state.identity,
+                                 protected=frozenset({written.backup}))
 
     def _write(
         self, vcluster: VCluster, state: CertsState, plan: RotationPlan, request: OperationRequest

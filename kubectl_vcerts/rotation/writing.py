@@ -1,6 +1,7 @@
 """Writing NAME-certs and its backups, always guarded: a backup Secret (a free name per second) before
 every write, writes carrying the operation record and the resourceVersion they were planned from (a
 concurrent writer is reported, never overwritten), and the record removed once the run is over.
+After a successful run the oldest backups of the vCluster are pruned (never one still needed).
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from kubectl_vcerts import contract
-from kubectl_vcerts.errors import ConflictError
+from kubectl_vcerts.errors import ConflictError, VcertsError
 from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.plan import select_prunable
 from kubectl_vcerts.rotation.planner import fingerprint_or_none
 from kubectl_vcerts.rotation.ports import BackupPort, BackupRecord, CertsPort, CertsState, Clock
 from kubectl_vcerts.rotation.recovery import OperationRecord
@@ -42,6 +44,8 @@ class SecretWriter:
                     source_resource_version=state.resource_version,
                     ca_fingerprint=fingerprint,
                     created=self.clock.now(),
+                    owners=state.owners,
+                    identity=state.identity,
                 )
             except ConflictError:
                 continue  # a backup made in the same second (e.g. by a killed run): take the next second
@@ -52,6 +56,27 @@ class SecretWriter:
         raise ConflictError(
             f"could not find a free backup name for {vcluster.ref}", hint="run again in a few seconds"
         )
+
+    def prune(
+        self, vcluster: VCluster, *, keep: int, identity: str, protected: frozenset[str]
+    ) -> tuple[str, ...]:
+        """Delete this vCluster's backups beyond the newest `keep` (0: none), never a `protected` one.
+        The operation has succeeded by now: a backup that cannot be deleted is reported, not raised."""
+        if keep <= 0:
+            return ()
+        deleted: list[str] = []
+        try:
+            doomed = select_prunable(self.backups.list_backups(vcluster), keep=keep, identity=identity,
+                                     protected=protected)
+            for record in doomed:
+                self.backups.delete_backup(vcluster, record.name)
+                deleted.append(record.name)
+        except VcertsError as exc:
+            self.emit("prune", f"could not prune old backups: {exc}", done=True)
+            return tuple(deleted)
+        if deleted:
+            self.emit("prune", f"deleted {len(deleted)} old backup(s), keeping the newest {keep}", done=True)
+        return tuple(deleted)
 
     @staticmethod
     def conflict(vcluster: VCluster, backup: str) -> ConflictError:

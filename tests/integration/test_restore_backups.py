@@ -92,3 +92,51 @@ def test_backups_restore_export_and_prune(
     assert pruned.returncode == 0, pruned.stderr
     kept = [b.metadata.name for b in backups(kube_session, ns, name)]
     assert len(kept) == 2 and decode(backups(kube_session, ns, name)[0].data)
+
+
+def test_backups_are_owned_like_name_certs_pruned_after_success_and_never_taken_from_another_vcluster(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    from tests.support.polling import wait_until
+
+    vc = make_vcluster()
+    ns, name, config = vc.namespace, vc.name, kube_cluster.kubeconfig
+    core = kube_session.core
+    certs = core.read_namespaced_secret(vc.certs_secret, ns)
+    [owner] = certs.metadata.owner_references
+    assert owner.kind == "Service"
+
+    for _ in range(3):
+        result = run_cli(config, ns, "rotate", name, "--yes", "--timeout", "90s", "--keep-backups", "2")
+        assert result.returncode == 0, result.stderr
+    kept = backups(kube_session, ns, name)
+    assert len(kept) == 2, "the oldest backup is pruned after the third rotation"
+    for backup in kept:
+        assert [(o.kind, o.name, o.uid) for o in backup.metadata.owner_references] == [
+            (owner.kind, owner.name, owner.uid)
+        ]
+        assert backup.metadata.annotations[contract.BACKUP_IDENTITY_ANNOTATION] == owner.uid
+
+    # A backup left by an earlier vCluster of the same name (another owner uid, no owner left).
+    source = core.read_namespaced_secret(kept[-1].metadata.name, ns)
+    foreign_name = f"{name}-certs-backup-9999999999"
+    core.create_namespaced_secret(ns, {
+        "metadata": {"name": foreign_name, "labels": dict(source.metadata.labels),
+                     "annotations": {**source.metadata.annotations,
+                                     contract.BACKUP_IDENTITY_ANNOTATION: "uid-of-an-earlier-vcluster",
+                                     contract.BACKUP_CREATED_ANNOTATION: "2286-11-20T17:46:39Z"}},
+        "type": "Opaque", "immutable": True, "data": source.data,
+    })
+    before = snapshot(kube_session, ns, name)
+    refused = run_cli(config, ns, "restore", name, "--backup", foreign_name, "--yes", "--timeout", "90s")
+    assert refused.returncode == 14, refused.stderr
+    assert "another vCluster" in refused.stderr and "--from-dir" in refused.stderr
+    assert snapshot(kube_session, ns, name).data == before.data
+    latest = run_cli(config, ns, "restore", name, "--dry-run", "-o", "json")
+    assert latest.returncode == 0, latest.stderr
+    assert json.loads(latest.stdout)["source"] != foreign_name
+
+    # Deleting the vCluster (its Service) deletes the backups and the keys they hold.
+    core.delete_namespaced_service(name, ns)
+    wait_until(lambda: [b.metadata.name for b in backups(kube_session, ns, name)] == [foreign_name],
+               timeout=60, fail=lambda: AssertionError("the backups owned by the Service were not deleted"))

@@ -10,14 +10,14 @@ the old run raise `Killed` without effect — a SIGKILL that runs no `finally` a
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
 
 from kubectl_vcerts.errors import ConflictError, NotFoundError
 from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster, WorkloadKind
-from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord
+from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord, OwnerRef
 from kubectl_vcerts.rotation.records import SecretData
 
 
@@ -72,6 +72,7 @@ class FakeCluster:
     max_control_plane_down: int = 0
     workload_replicas: int | None = None
     dead: bool = False
+    uid: str = "uid-certs-1"  # NAME-certs' uid, the identity its backups record
     _rv: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     _uid: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _pending: list[_Pending] = field(default_factory=list)
@@ -135,6 +136,7 @@ class FakeCluster:
             data=SecretData(self.data),
             resource_version=self.resource_version,
             annotations=dict(self.annotations),
+            uid=self.uid,
         )
 
     def write_certs(
@@ -173,6 +175,8 @@ class FakeCluster:
         source_resource_version: str,
         ca_fingerprint: str,
         created: datetime,
+        owners: Sequence[OwnerRef] = (),
+        identity: str = "",
     ) -> BackupRecord:
         self._alive()
         if name in self.backups:
@@ -186,6 +190,7 @@ class FakeCluster:
             ca_fingerprint=ca_fingerprint,
             source_resource_version=source_resource_version,
             data=SecretData(data),
+            identity=identity,
         )
         self.backups[name] = record
         self.events.append(f"backup:{name}")

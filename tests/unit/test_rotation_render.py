@@ -23,6 +23,7 @@ REPORT_KEYS = {
     "rollbackOnly",
     "source",
     "backup",
+    "prunedBackups",
     "changes",
     "ca",
     "restart",

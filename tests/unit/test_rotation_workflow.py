@@ -15,6 +15,7 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import (
     AbortedError,
     ConflictError,
+    InvalidInputError,
     InvalidPkiError,
     LockHeldError,
     NotReadyError,
@@ -629,3 +630,63 @@ def test_restoring_a_migrated_backup_as_it_is_does_not_roll_back() -> None:
     report = wf.run(cluster.vcluster, request(Operation.RESTORE, restore_backup=first.backup, renew=False))
     assert report.applied
     assert cluster.data == original
+
+
+# ---------------------------------------------------------------------------- backups: identity, pruning
+def test_old_backups_beyond_keep_backups_are_pruned_after_success_never_the_new_one() -> None:
+    cluster = cluster_for(make_vcluster())
+    wf, _clock = workflow(cluster)
+    reports = [wf.run(cluster.vcluster, request(keep_backups=3)) for _ in range(5)]
+    newest = sorted(cluster.backups, key=lambda n: cluster.backups[n].created)[-3:]
+    assert sorted(cluster.backups) == sorted(newest)
+    assert reports[-1].backup in cluster.backups
+    assert len(reports[-1].pruned) == 1 and reports[0].pruned == ()
+
+
+def test_keep_backups_zero_keeps_every_backup() -> None:
+    cluster = cluster_for(make_vcluster())
+    wf, _clock = workflow(cluster)
+    for _ in range(3):
+        wf.run(cluster.vcluster, request(keep_backups=0))
+    assert len(cluster.backups) == 3
+
+
+def _foreign(cluster: FakeCluster) -> str:
+    """A backup left by an earlier vCluster of the same name (another owner uid), newer than ours."""
+    wf, _clock = workflow(cluster)
+    wf.run(cluster.vcluster, request())
+    name = "vc-certs-backup-9999999999"
+    newest = max(cluster.backups.values(), key=lambda r: r.created)
+    cluster.backups[name] = replace(newest, name=name, identity="uid-of-another-vcluster",
+                                    created=newest.created + timedelta(days=1), data=dict(pki_data()))
+    return name
+
+
+def test_latest_never_picks_a_backup_of_another_vcluster_of_the_same_name() -> None:
+    cluster = cluster_for(make_vcluster())
+    original = cluster.snapshot()
+    foreign = _foreign(cluster)
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request(Operation.RESTORE, restore_backup="latest", renew=False))
+    assert report.plan.source != foreign
+    assert cluster.data == original
+
+
+def test_naming_a_backup_of_another_vcluster_is_refused_and_changes_nothing() -> None:
+    cluster = cluster_for(make_vcluster())
+    foreign = _foreign(cluster)
+    before, backups = cluster.snapshot(), dict(cluster.backups)
+    wf, _clock = workflow(cluster)
+    with pytest.raises(InvalidInputError, match="another vCluster named vc"):
+        wf.run(cluster.vcluster, request(Operation.RESTORE, restore_backup=foreign))
+    assert cluster.snapshot() == before and cluster.backups == backups
+
+
+def test_pruning_leaves_the_backups_of_another_vcluster_alone() -> None:
+    cluster = cluster_for(make_vcluster())
+    foreign = _foreign(cluster)
+    wf, _clock = workflow(cluster)
+    for _ in range(3):
+        wf.run(cluster.vcluster, request(keep_backups=1))
+    assert foreign in cluster.backups
+    assert len(cluster.backups) == 2
