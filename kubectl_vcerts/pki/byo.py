@@ -1,8 +1,11 @@
 """Bring-your-own CA: validate a CA certificate (or bundle, CA first) and key supplied by the user.
 
 vCluster's own ``rotate-ca`` silently replaces a supplied CA (loft-sh/vcluster#4131); we either use it
-exactly or refuse it with a reason. Accepted: the first certificate is a CA (BasicConstraints CA:TRUE,
-KeyUsage with keyCertSign), currently valid, RSA >= 2048 bits or ECDSA, and the key belongs to it.
+exactly or refuse it with a reason. Accepted: the first certificate is a self-signed CA (BasicConstraints
+CA:TRUE, KeyUsage with keyCertSign), currently valid, RSA >= 2048 bits or ECDSA, and the key belongs to
+it. Intermediates are refused: vCluster publishes only the first certificate of ca.crt (server-ca.crt,
+`kube-root-ca.crt`, the kubeconfigs' CA data), and OpenSSL- and Python-based clients do not accept an
+intermediate alone as a trust anchor, so the trust vCluster hands out would work for Go clients only.
 
 Imports only the standard library, ``cryptography`` and the errors module.
 """
@@ -86,5 +89,13 @@ def load_ca_material(cert_pem: bytes, key_pem: bytes, *, now: datetime) -> CaMat
     if not key_matches(public, key):
         raise InvalidInputError(f"the supplied key does not belong to the CA {name}",
                                 hint="pass the private key of the first certificate in the bundle")
+    if ca.issuer != ca.subject or not parse.signed_by(ca, ca):
+        issuer = ca.issuer.rfc4514_string() or "(empty issuer)"
+        raise InvalidInputError(
+            f"the supplied CA {name} is an intermediate (issued by {issuer}): vCluster would publish it "
+            "alone as server-ca.crt, kube-root-ca.crt and in kubeconfigs, which OpenSSL- and Python-based "
+            "clients (curl, requests) refuse without its root",
+            hint="supply a self-signed root CA certificate and its key, or let rotate-ca generate one",
+        )
     bundle = b"".join(parse.cert_pem(c) for c in chain)
     return CaMaterial(certificate=ca, bundle_pem=bundle, key=key, fingerprint=fingerprint(ca))

@@ -28,6 +28,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from kubectl_vcerts.errors import InvalidInputError
 from kubectl_vcerts.pki import (
     CATALOGUE,
     CaMaterial,
@@ -366,3 +367,47 @@ def test_an_expired_kubeadm_ca_is_rotated_into_a_pki_openssl_accepts(
     rotated = rotate_ca(expired, now=now).data
 
     assert _openssl_verify_all(rotated, tmp_path) == []
+
+
+def _run(*args: str) -> None:
+    subprocess.run(list(args), check=True, capture_output=True)
+
+
+def _openssl_intermediate(workdir: Path) -> tuple[Path, Path, Path, Path]:
+    """(root.crt, issuing.crt, issuing.key, leaf.crt): an issuing CA under a root, and a server leaf it
+    signed, all made by the openssl CLI."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    root, inter, leaf = workdir / "root", workdir / "issuing", workdir / "leaf"
+    ca_ext = workdir / "ca.ext"
+    ca_ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{root}.key",
+         "-out", f"{root}.crt", "-subj", "/CN=corp-root", "-days", "30",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    signed: list[tuple[Path, str, Path, list[str]]] = [
+        (inter, "/CN=corp-issuing", root, ["-extfile", str(ca_ext)]),
+        (leaf, "/CN=kube-apiserver", inter, []),
+    ]
+    for who, subject, signer, ext in signed:
+        _run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key",
+             "-out", f"{who}.csr", "-subj", subject)
+        _run("openssl", "x509", "-req", "-in", f"{who}.csr", "-CA", f"{signer}.crt",
+             "-CAkey", f"{signer}.key", "-CAcreateserial", "-out", f"{who}.crt", "-days", "20", *ext)
+    return Path(f"{root}.crt"), Path(f"{inter}.crt"), Path(f"{inter}.key"), Path(f"{leaf}.crt")
+
+
+def test_an_intermediate_alone_is_no_trust_anchor_for_openssl_so_a_byo_intermediate_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Why `rotate-ca --ca-cert` refuses intermediates: vCluster publishes only the first certificate
+    of ca.crt (server-ca.crt, kube-root-ca.crt, kubeconfigs), and OpenSSL does not verify a leaf
+    against an intermediate alone; with the root it does."""
+    root, inter, inter_key, leaf = _openssl_intermediate(tmp_path)
+    alone = subprocess.run(["openssl", "verify", "-CAfile", str(inter), str(leaf)], capture_output=True,
+                           text=True, check=False)
+    assert alone.returncode != 0 and "unable to get issuer certificate" in alone.stdout + alone.stderr
+    chain = tmp_path / "chain.crt"
+    chain.write_bytes(inter.read_bytes() + root.read_bytes())
+    assert subprocess.run(["openssl", "verify", "-CAfile", str(chain), str(leaf)], capture_output=True,
+                          check=False).returncode == 0
+    with pytest.raises(InvalidInputError, match="intermediate"):
+        load_ca_material(chain.read_bytes(), inter_key.read_bytes(), now=datetime.now(UTC))

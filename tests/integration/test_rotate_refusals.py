@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +13,13 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ConflictError
 from kubectl_vcerts.kube.backups import read_certs, write_certs
 from tests.integration.rotation_support import backups, leases, run_cli, snapshot
+from tests.support.pki_builder import issuing_ca_under_root
 
 pytestmark = pytest.mark.cluster
 
 
 def test_refusals_on_one_vcluster_change_nothing(
-    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
     vc = make_vcluster()
     ns, name, config = vc.namespace, vc.name, kube_cluster.kubeconfig
@@ -74,6 +76,15 @@ def test_refusals_on_one_vcluster_change_nothing(
         config, ns, "rotate-ca", name, "--yes", "--ca-cert", "/dev/null", "--ca-key", "/dev/null"
     )
     assert result.returncode == 14
+
+    # a bring-your-own intermediate: vCluster would hand out trust that OpenSSL clients refuse
+    bundle, key = issuing_ca_under_root(now=datetime.now(UTC))
+    (tmp_path / "issuing.crt").write_bytes(bundle)
+    (tmp_path / "issuing.key").write_bytes(key)
+    result = run_cli(config, ns, "rotate-ca", name, "--yes", "--ca-cert", str(tmp_path / "issuing.crt"),
+                     "--ca-key", str(tmp_path / "issuing.key"))
+    assert result.returncode == 14 and "intermediate" in result.stderr, result.stderr
+    assert "self-signed root" in result.stderr
 
     # dry runs
     for command in (

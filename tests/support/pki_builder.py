@@ -80,6 +80,25 @@ def make_ca(cn: str, *, key: Key, not_before: datetime, not_after: datetime) -> 
     )
 
 
+def issuing_ca_under_root(*, now: datetime = NOW) -> tuple[bytes, bytes]:
+    """(bundle, key) of an intermediate: an issuing CA (CA:TRUE, keyCertSign) signed by a root, the root
+    after it in the bundle, as a company PKI hands it out."""
+    root_key = new_key()
+    root = make_ca("corp-root", key=root_key, not_before=now - timedelta(days=9),
+                   not_after=now + timedelta(days=900))
+    key = new_key()
+    cert = (x509.CertificateBuilder().subject_name(name("corp-issuing")).issuer_name(root.subject)
+            .public_key(key.public_key()).serial_number(11)
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=800))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False), critical=True)
+            .sign(root_key, hashes.SHA256()))
+    return cert_pem(cert) + cert_pem(root), key_pem(key)
+
+
 def make_leaf(subject: x509.Name, *, key: Key, ca: x509.Certificate, ca_key: Key,
               eku: list[x509.ObjectIdentifier], dns: list[str] | None = None, ips: list[str] | None = None,
               not_before: datetime, not_after: datetime) -> x509.Certificate:

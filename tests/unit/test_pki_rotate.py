@@ -22,6 +22,7 @@ from tests.support.pki_builder import (
     cached_pki,
     cert_pem,
     first_cert,
+    issuing_ca_under_root,
     key_pem,
     kubeconfig_cert,
     make_ca,
@@ -210,6 +211,10 @@ def _ca_without_cert_sign() -> tuple[bytes, bytes]:
     return cert_pem(cert.sign(key, hashes.SHA256())), key_pem(key)
 
 
+def _intermediate() -> tuple[bytes, bytes]:
+    return issuing_ca_under_root(now=LATER)
+
+
 def _dsa_key_pem() -> bytes:
     return dsa.generate_private_key(2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -224,6 +229,8 @@ BAD_CAS = {
     "a key of another CA is refused": (lambda: (_own_ca()[0], _own_ca()[1]), "does not belong"),
     "a file without a certificate is refused": (lambda: (b"hello", _own_ca()[1]), "cannot be read"),
     "a DSA key is refused": (lambda: (_own_ca()[0], _dsa_key_pem()), "cannot be read"),
+    "an intermediate CA is refused: vCluster would publish it without its root": (
+        _intermediate, "is an intermediate \\(issued by CN=corp-root\\)"),
 }
 
 
