@@ -190,6 +190,20 @@ def check_can_sign(key: str, cert: x509.Certificate) -> Finding | None:
 
 # --- the inspection ----------------------------------------------------------------------------
 
+_COPIES = ("server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key")
+
+
+def _consequence(key: str, *, empty: bool) -> str:
+    """What vCluster's start-up does about an empty or absent entry (pkg/certs/ensure.go)."""
+    if empty:
+        fix = "; `kubectl vcerts rotate` writes a copy of ca" if key in _COPIES else ""
+        return f": vCluster refuses to start (\"secret is missing {key}\"){fix}"
+    if key in _COPIES:
+        return (": vCluster copies ca there only when /data/pki has no such file, so on a persistent "
+                "volume an old copy stays in use; `kubectl vcerts rotate` writes the copy")
+    return ""
+
+
 class _Inspection:
     def __init__(self, data: Mapping[str, bytes], now: datetime, warn_within: timedelta) -> None:
         self.data, self.now, self.warn_within = data, now, warn_within
@@ -201,10 +215,12 @@ class _Inspection:
     def present(self, key: str) -> bytes | None:
         value = self.data.get(key)
         if value is None:
-            self.findings.append(Finding(key, Reason.MISSING, f"{key} is missing"))
+            message = f"{key} is missing" + _consequence(key, empty=False)
+            self.findings.append(Finding(key, Reason.MISSING, message))
             return None
         if not value.strip():
-            self.findings.append(Finding(key, Reason.EMPTY, f"{key} is empty"))
+            message = f"{key} is empty" + _consequence(key, empty=True)
+            self.findings.append(Finding(key, Reason.EMPTY, message))
             return None
         return value
 

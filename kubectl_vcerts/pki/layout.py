@@ -44,6 +44,36 @@ def is_split(data: Mapping[str, bytes]) -> bool:
         return False
 
 
+def fill_ca_copies(data: Mapping[str, bytes]) -> dict[str, bytes]:
+    """``data`` with empty or absent ``server-ca.*``/``client-ca.*`` filled as ``splitCACert`` fills them
+    (the first certificate of ca.crt, and ca.key). vCluster itself refuses to start on an empty value
+    ("secret is missing server-ca.crt") and copies an absent one only where /data/pki has no such file,
+    so on a persistent volume a stale copy would stay in use: what we write always carries both.
+    A key is filled only beside a certificate that is (now) the copy of ca; ca.crt that cannot be read
+    leaves everything as it is (the write is refused elsewhere)."""
+    out = dict(data)
+    ca_crt, ca_key = data.get("ca.crt"), data.get("ca.key")
+    if not ca_crt or not ca_crt.strip():
+        return out
+    try:
+        first = first_ca_pem(ca_crt)
+    except ValueError:
+        return out
+    for copy in ("server-ca", "client-ca"):
+        if not (out.get(f"{copy}.crt") or b"").strip():
+            out[f"{copy}.crt"] = first
+        if ca_key and not (out.get(f"{copy}.key") or b"").strip() and _same_first(out[f"{copy}.crt"], first):
+            out[f"{copy}.key"] = ca_key
+    return out
+
+
+def _same_first(a: bytes, b: bytes) -> bool:
+    try:
+        return first_certificate(a) == first_certificate(b)
+    except ValueError:
+        return False
+
+
 def serving_ca_key(data: Mapping[str, bytes]) -> str:
     """Secret key of the CA that signs apiserver.crt and that kubeconfigs trust."""
     return "server-ca.crt" if is_split(data) else "ca.crt"

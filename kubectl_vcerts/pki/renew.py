@@ -2,9 +2,11 @@
 
 New key and serial for the seven leaves and the client certificates of the three kubeconfigs; the rest
 of each certificate is cloned (see :mod:`kubectl_vcerts.pki.issue`). CA entries and ``sa.*`` stay
-byte-identical; kubeconfigs keep server, names and CA data. In the k3s split layout apiserver.crt is
-signed by server-ca (as vCluster's ``ensureAPIServerServingCertSignedByServerCA`` does). Works with
-expired leaves and even an expired CA (the signature is still valid; restoring trust is rotate-ca's job).
+byte-identical, except empty or absent server-ca/client-ca copies, which are filled from ca as vCluster
+would (:func:`kubectl_vcerts.pki.layout.fill_ca_copies`); kubeconfigs keep server, names and CA data.
+In the k3s split layout apiserver.crt is signed by server-ca (as vCluster's
+``ensureAPIServerServingCertSignedByServerCA`` does). Works with expired leaves and even an expired CA
+(the signature is still valid; restoring trust is rotate-ca's job).
 
 Validity must outlive vCluster's start-up renewal window (<= 90 days, vCluster >= 0.33) unless
 ``allow_short``. Kubeconfig client certificates get NotBefore = their CA's NotBefore, as kubeadm does.
@@ -31,7 +33,7 @@ from kubectl_vcerts.pki.catalogue import KUBECONFIGS, LEAVES, CatalogueEntry, Ki
 from kubectl_vcerts.pki.change import EntryChange, PkiChange
 from kubectl_vcerts.pki.issue import KeyPool, renew
 from kubectl_vcerts.pki.kubeconfig import parse_kubeconfig, replace_credentials
-from kubectl_vcerts.pki.layout import ca_fingerprint, serving_ca_key
+from kubectl_vcerts.pki.layout import ca_fingerprint, fill_ca_copies, serving_ca_key
 from kubectl_vcerts.pki.parse import (
     PrivateKey,
     cert_pem,
@@ -210,6 +212,8 @@ def renew_leaves(data: Mapping[str, bytes], *, now: datetime, validity: timedelt
                  allow_short: bool = False) -> PkiChange:
     """Renew every leaf and kubeconfig client certificate under the existing CAs; ``data`` is not mutated."""
     check_validity(validity, allow_short=allow_short)
+    old, data = data, fill_ca_copies(data)  # never write what vCluster would crash on or not overwrite
+    copied = {key: "copied" for key in data if data.get(key) != old.get(key)}
     serving_ca = serving_ca_key(data)
     needed = {issuer_of(item, serving_ca) for item in (*LEAVES, *KUBECONFIGS)}
     with KeyPool() as pool:
@@ -218,5 +222,6 @@ def renew_leaves(data: Mapping[str, bytes], *, now: datetime, validity: timedelt
         renewed = reissue_leaves(data, signers, now=now, validity=validity, serving_ca=serving_ca,
                                  serving_ca_pem=None, leaves=leaves)
     new = {**data, **renewed}
-    return PkiChange(data=new, changes=describe_changes(data, new, dict.fromkeys(renewed, "renewed")),
+    actions = {**copied, **dict.fromkeys(renewed, "renewed")}
+    return PkiChange(data=new, changes=describe_changes(old, new, actions),
                      ca_fingerprint=ca_fingerprint(new))

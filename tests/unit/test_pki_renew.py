@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from kubectl_vcerts.errors import InvalidInputError, InvalidPkiError
 from kubectl_vcerts.pki import Status, inspect_pki, renew_leaves
 from kubectl_vcerts.pki.catalogue import KUBECONFIGS, LEAVES
+from kubectl_vcerts.pki.layout import first_ca_pem
 from tests.support.pki_builder import NOW, Options, cached_pki, first_cert, kubeconfig_cert, profile_of
 
 LEAF_KEYS = [e.secret_key for e in LEAVES]
@@ -188,3 +189,25 @@ def test_private_keys_are_not_in_the_repr_of_the_change() -> None:
     change = renew_leaves(dict(cached_pki()), now=LATER)
 
     assert "PRIVATE KEY" not in repr(change)
+
+
+@pytest.mark.parametrize("absent", [False, True], ids=["empty copies", "absent copies"])
+def test_empty_or_absent_ca_copies_are_written_as_copies_of_ca(absent: bool) -> None:
+    """vCluster crashes on an empty copy and keeps a stale /data/pki file for an absent one."""
+    old = dict(cached_pki())
+    for key in ("server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key"):
+        if absent:
+            del old[key]
+        else:
+            old[key] = b""
+    messages = " ".join(f.message for f in inspect_pki(old, now=LATER).findings)
+    assert ("persistent volume" if absent else "vCluster refuses to start") in messages
+
+    change = renew_leaves(old, now=LATER)
+
+    new = change.data
+    assert new["server-ca.crt"] == new["client-ca.crt"] == first_ca_pem(old["ca.crt"])
+    assert new["server-ca.key"] == new["client-ca.key"] == old["ca.key"]
+    assert {c.secret_key for c in change.changes if c.action == "copied"} == {
+        "server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key"}
+    assert inspect_pki(new, now=LATER).findings == ()
