@@ -21,7 +21,7 @@ from kubectl_vcerts.cli.options import OutputFormat, parse_duration
 from kubectl_vcerts.cli.pause import make_progress
 from kubectl_vcerts.cli.report import plan_lines, render_report
 from kubectl_vcerts.errors import ExitCode, UsageError
-from kubectl_vcerts.pki.renew import RENEWAL_THRESHOLD
+from kubectl_vcerts.pki.renew import MIN_VALIDITY, RENEWAL_THRESHOLD
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.operation import OperationReport, OperationRequest, stops_after_rollback
 from kubectl_vcerts.rotation.plan import RotationPlan, leaf_validity_ok
@@ -167,9 +167,10 @@ def parse_validity(text: str) -> timedelta:
     value = parse_duration(text, flag="--validity")
     if not leaf_validity_ok(value):
         raise UsageError(
-            f"--validity {text} is not more than {RENEWAL_THRESHOLD.days} days",
+            f"--validity {text} is less than {MIN_VALIDITY.days} days",
             hint=f"vCluster >= 0.33 replaces leaves with {RENEWAL_THRESHOLD.days} days or less left at "
-            "start-up; use e.g. 365d",
+            f"start-up, and ours stay {MIN_VALIDITY.days - RENEWAL_THRESHOLD.days} days clear of that; "
+            "use e.g. 365d",
         )
     return value
 

@@ -34,7 +34,7 @@ Imports only the standard library, ``cryptography``, PyYAML (kubeconfigs) and si
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
@@ -250,6 +250,10 @@ class _Inspection:
             key_name: str, extra: list[Finding]) -> None:
         found: list[Finding] = list(extra)
         time_finding = check_validity(secret_key, cert, now=self.now, warn_within=self.warn_within)
+        if time_finding and item.kind is Kind.KUBECONFIG and time_finding.reason != Reason.NOT_YET_VALID:
+            # vCluster's start-up renewal and cert watcher look at .crt entries only (ensure.go)
+            time_finding = replace(time_finding, message=time_finding.message + "; vCluster never renews "
+                                   "kubeconfig client certificates, `kubectl vcerts rotate` does")
         if time_finding:
             found.append(time_finding)
         verifies: bool | None = None

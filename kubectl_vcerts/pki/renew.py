@@ -8,8 +8,9 @@ In the k3s split layout apiserver.crt is signed by server-ca (as vCluster's
 ``ensureAPIServerServingCertSignedByServerCA`` does). Works with expired leaves and even an expired CA
 (the signature is still valid; restoring trust is rotate-ca's job).
 
-Validity must outlive vCluster's start-up renewal window (<= 90 days, vCluster >= 0.33) unless
-``allow_short``. Kubeconfig client certificates get NotBefore = their CA's NotBefore, as kubeadm does.
+Validity must outlive vCluster's start-up renewal window (<= 90 days, vCluster >= 0.33) by
+``RENEWAL_MARGIN`` unless ``allow_short``. Kubeconfig client certificates get NotBefore = their CA's
+NotBefore, as kubeadm does.
 
 The new keys are generated on a few threads while the CA keys are loaded and the certificates are
 built (:class:`kubectl_vcerts.pki.issue.KeyPool`); everything else runs in catalogue order, so the
@@ -45,6 +46,10 @@ from kubectl_vcerts.pki.parse import (
 
 # vCluster >= 0.33 re-issues leaf certificates at start-up when they expire within this window.
 RENEWAL_THRESHOLD = timedelta(days=90)
+# What we issue must stay clear of that window by this much: a 91-day certificate would be replaced by
+# the watcher or the next start a day later, undoing the rotation the user just confirmed.
+RENEWAL_MARGIN = timedelta(days=30)
+MIN_VALIDITY = RENEWAL_THRESHOLD + RENEWAL_MARGIN
 _HINT = "restore a complete PKI (`kubectl vcerts restore`) or create a new one (`kubectl vcerts rotate-ca`)"
 
 
@@ -60,11 +65,14 @@ class Signer:
 def check_validity(validity: timedelta, *, allow_short: bool, what: str = "leaf validity") -> None:
     if validity <= timedelta(0):
         raise InvalidInputError(f"{what} must be positive", hint="pass a duration such as 365d")
-    if validity <= RENEWAL_THRESHOLD and not allow_short:
+    if validity < MIN_VALIDITY and not allow_short:
+        inside = validity <= RENEWAL_THRESHOLD
         raise InvalidInputError(
-            f"{what} of {validity.days} days is within vCluster's 90-day start-up renewal window",
-            hint="choose more than 90 days (vCluster >= 0.33 would replace the certificates at start-up), "
-                 "or force it explicitly",
+            f"{what} of {validity.days} days is "
+            + ("within" if inside else f"less than {RENEWAL_MARGIN.days} days clear of")
+            + f" vCluster's {RENEWAL_THRESHOLD.days}-day start-up renewal window",
+            hint=f"choose at least {MIN_VALIDITY.days} days (vCluster >= 0.33 replaces certificates with "
+                 f"{RENEWAL_THRESHOLD.days} days or less left), or force it explicitly",
         )
 
 

@@ -22,7 +22,7 @@ from kubectl_vcerts.errors import (
 from kubectl_vcerts.pki import EntryChange, inspect_pki
 from kubectl_vcerts.pki.inspect import UNUSABLE_REASONS
 from kubectl_vcerts.pki.parse import first_certificate
-from kubectl_vcerts.pki.renew import RENEWAL_THRESHOLD
+from kubectl_vcerts.pki.renew import MIN_VALIDITY
 from kubectl_vcerts.rotation.model import Distro, PodState, VCluster
 from kubectl_vcerts.rotation.ports import BackupRecord
 from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, RestartMode
@@ -236,5 +236,5 @@ def select_prunable(records: Sequence[BackupRecord], *, keep: int, identity: str
 
 def leaf_validity_ok(validity: timedelta) -> bool:
     """vCluster >= 0.33 re-issues leaves within RENEWAL_THRESHOLD of their end at start-up: ours must
-    outlive that."""
-    return validity > RENEWAL_THRESHOLD
+    outlive that by RENEWAL_MARGIN (pki.renew.MIN_VALIDITY)."""
+    return validity >= MIN_VALIDITY

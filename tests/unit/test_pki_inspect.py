@@ -298,3 +298,12 @@ def test_an_expired_ca_makes_its_row_expired() -> None:
     row = next(r for r in report.certificates if r.secret_key == "ca.crt")
     assert row.status is Status.EXPIRED and report.worst is Status.EXPIRED
 
+
+
+def test_an_expiring_kubeconfig_client_certificate_says_vcluster_never_renews_it() -> None:
+    data = dict(cached_pki(Options(leaf_validity=timedelta(days=30))))
+
+    findings = {f.secret_key: f.message for f in inspect_pki(data, now=NOW).findings}
+
+    assert "vCluster never renews kubeconfig client certificates" in findings["admin.conf"]
+    assert "never renews" not in findings["apiserver.crt"]

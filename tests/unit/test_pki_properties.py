@@ -20,7 +20,7 @@ options = st.builds(Options, key_type=st.sampled_from(["rsa", "ecdsa"]), legacy=
                     split=st.booleans())
 # Renewal instants from "just issued" to long after the CA expired.
 offsets = st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=5000))
-validities = st.timedeltas(min_value=timedelta(days=91), max_value=timedelta(days=3650))
+validities = st.timedeltas(min_value=timedelta(days=120), max_value=timedelta(days=3650))
 
 
 def _leaves_verify(data: dict[str, bytes]) -> bool:

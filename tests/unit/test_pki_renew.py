@@ -111,10 +111,17 @@ def test_split_layout_keeps_apiserver_signed_by_server_ca() -> None:
         "server-ca.crt", True, "k3s-server-ca@1700000000")
 
 
-@pytest.mark.parametrize("days", [1, 30, 90], ids=["one day", "thirty days", "exactly ninety days"])
-def test_validity_inside_vclusters_renewal_window_is_refused(days: int) -> None:
-    with pytest.raises(InvalidInputError, match="90-day"):
+@pytest.mark.parametrize("days", [1, 30, 90, 91, 119],
+                         ids=["one day", "thirty days", "exactly ninety days", "a day clear of the window",
+                              "29 days clear of the window"])
+def test_validity_inside_or_too_close_to_vclusters_renewal_window_is_refused(days: int) -> None:
+    with pytest.raises(InvalidInputError, match="90-day start-up renewal window"):
         renew_leaves(dict(cached_pki()), now=LATER, validity=timedelta(days=days))
+
+
+def test_validity_thirty_days_clear_of_the_window_is_accepted() -> None:
+    renewed = renew_leaves(dict(cached_pki()), now=LATER, validity=timedelta(days=120))
+    assert renewed.changes
 
 
 def test_short_validity_is_allowed_when_forced() -> None:

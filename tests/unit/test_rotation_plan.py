@@ -78,8 +78,9 @@ def test_rolling_restarts_deployed_etcd_first_then_each_control_plane_pod() -> N
 
 
 def test_leaf_validity_must_outlive_vclusters_90_day_renewal_window() -> None:
-    assert leaf_validity_ok(timedelta(days=365))
+    assert leaf_validity_ok(timedelta(days=365)) and leaf_validity_ok(timedelta(days=120))
     assert not leaf_validity_ok(timedelta(days=90))
+    assert not leaf_validity_ok(timedelta(days=119)), "a margin of 30 days beyond the window"
 
 
 def kubeconfig(contexts: list[tuple[str, bytes, bytes]]) -> dict[str, Any]:
