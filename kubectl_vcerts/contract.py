@@ -64,6 +64,8 @@ BACKUP_IDENTITY_ANNOTATION = "vcerts.io/vcluster-uid"
 ROLLED_BACK_OPERATION = "rolled-back"
 # On NAME-certs while an operation is under way: JSON record of the operation (crash recovery).
 OPERATION_ANNOTATION = "vcerts.io/operation-in-progress"
+# When kubectl vcerts last wrote NAME-certs: pods started before it still run the certificates from before.
+WRITTEN_AT_ANNOTATION = "vcerts.io/written-at"
 
 
 def backup_secret_name(vcluster: str, unix_time: int) -> str:

@@ -17,6 +17,7 @@ Schema of `check NAME -o json` (kind CertificateCheck):
   vcluster {name, namespace, version, status, kind, replicas, distro, backingStore, privateNodes,
             persistence, restoring};
   secret {name, found}; ca {fingerprint ("sha256:<hex>"), notAfter, split}; earliestLeafNotAfter;
+  notRestarted {writtenAt, pods} (null unless pods started before kubectl vcerts last wrote NAME-certs);
   certificates [{secretKey, path, filename, kind, subject, subjectO, issuer, issuerKey, notBefore,
                  notAfter, remainingSeconds, status, verifies, keyMatches, fingerprint, findings [reason]}];
   findings [{secretKey, reason, status, message}]
@@ -97,6 +98,10 @@ def check_document(report: CheckReport) -> dict[str, Any]:
             "split": pki.split_ca if pki else False,
         },
         "earliestLeafNotAfter": rfc3339(pki.earliest_leaf_not_after) if pki else None,
+        "notRestarted": {
+            "writtenAt": rfc3339(report.unrestarted.written_at),
+            "pods": list(report.unrestarted.pods),
+        } if report.unrestarted else None,
         "certificates": [
             {
                 "secretKey": c.secret_key,
@@ -241,6 +246,8 @@ def notes(report: CheckReport) -> list[str]:
         return [f"{report.secret_name} not found in namespace {vc.namespace}: the vCluster has no "
                 f"certificates in the host cluster (never started, or not the k8s distro)"]
     lines = [f"problem: {f.message} ({f.reason})" for f in pki.findings if f.reason not in TIME_REASONS]
+    if report.unrestarted is not None:
+        lines.append(f"warning: {report.unrestarted.message(vc)}")
     if vc.distro is not Distro.K8S:
         lines.append(f"note: distro {vc.distro.value}: rotate and rotate-ca support only the k8s distro")
     if not vc.is_running:

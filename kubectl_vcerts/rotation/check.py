@@ -23,6 +23,7 @@ from kubectl_vcerts.pki import PkiReport, Status, inspect_pki
 from kubectl_vcerts.pki.inspect import worst_of
 from kubectl_vcerts.rotation.discovery import assemble_vclusters, find_vcluster, list_accessible_workloads
 from kubectl_vcerts.rotation.model import VCluster
+from kubectl_vcerts.rotation.unrestarted import Unrestarted, unrestarted
 
 if TYPE_CHECKING:  # annotations only: importing the ports would cost `check` start-up time
     from kubectl_vcerts.rotation.ports import VClusterReader
@@ -40,6 +41,7 @@ class CheckReport:
     pki: PkiReport | None
     checked_at: datetime
     warn_within: timedelta
+    unrestarted: Unrestarted | None = None  # our last write is not running yet
 
     @property
     def worst(self) -> Status:
@@ -96,7 +98,8 @@ def check_vcluster(reader: VClusterReader, *, name: str, namespace: str, now: da
     secret = reader.read_secret(namespace=namespace, name=secret_name)
     return CheckReport(vcluster=vcluster, secret_name=secret_name,
                        pki=inspect_secret(secret, now=now, warn_within=warn_within),
-                       checked_at=now, warn_within=warn_within)
+                       checked_at=now, warn_within=warn_within,
+                       unrestarted=unrestarted(vcluster, secret.annotations) if secret else None)
 
 
 def check_all(reader: VClusterReader, *, namespace: str | None, now: datetime, names: Sequence[str] = (),

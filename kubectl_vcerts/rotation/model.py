@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -33,6 +34,7 @@ class PodState:
     status: str  # kubectl-printer status: Running, Pending, CrashLoopBackOff, Terminating, ...
     ready: bool
     phase: str
+    started: datetime | None = field(default=None, compare=False)  # status.startTime (else creation)
 
 
 @dataclass(frozen=True)

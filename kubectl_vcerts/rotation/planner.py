@@ -20,6 +20,7 @@ from kubectl_vcerts.rotation.plan import RotationPlan
 from kubectl_vcerts.rotation.ports import BackupPort, CaChange, CaChangeHook, CertsState
 from kubectl_vcerts.rotation.records import SecretData
 from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, Phase, RestartMode, read_record
+from kubectl_vcerts.rotation.unrestarted import unrestarted
 
 
 def _rollback_only_notes(record: OperationRecord, request: OperationRequest) -> list[str]:
@@ -157,6 +158,10 @@ def make_plan(
     mode = planning.choose_restart_mode(vcluster, ca_change=ca_change, resume=record)
     if record is not None:
         notes.append(f"replaces the interrupted {record.operation} (backup {record.backup})")
+    else:
+        pending = unrestarted(vcluster, state.annotations)
+        if pending is not None:
+            notes.append(pending.message(vcluster) + (" (this run restarts them)" if request.restart else ""))
     plan = RotationPlan(
         operation=request.operation,
         vcluster=vcluster,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from kubectl_vcerts import contract
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import ConflictError, VcertsError
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.plan import select_prunable
@@ -99,7 +99,10 @@ class SecretWriter:
             written = self.certs.write_certs(
                 vcluster,
                 data=data,
-                annotations={contract.OPERATION_ANNOTATION: record.encode()},
+                annotations={
+                    contract.OPERATION_ANNOTATION: record.encode(),
+                    contract.WRITTEN_AT_ANNOTATION: timefmt.rfc3339(self.clock.now()),
+                },
                 resource_version=resource_version,
             )
         except ConflictError as exc:

@@ -148,6 +148,26 @@ def test_no_restart_writes_and_names_the_pods_to_restart(
     assert f"kubectl -n {vc.namespace} delete pod {vc.name}-0" in result.stdout
     after = snapshot(kube_session, vc.namespace, vc.name)
     assert after.pods == before.pods and after.data["apiserver.crt"] != before.data["apiserver.crt"]
+    assert "do not run vCluster's own `vcluster certs rotate`" in result.stdout
+
+    # check and the next plan say the write is not running yet, and why vCluster's own rotation must wait
+    checked = run_cli(kube_cluster.kubeconfig, vc.namespace, "check", vc.name, "-o", "json")
+    pending = json.loads(checked.stdout)["notRestarted"]
+    assert pending is not None and pending["pods"] == [f"{vc.name}-0"], checked.stdout
+    table = run_cli(kube_cluster.kubeconfig, vc.namespace, "check", vc.name)
+    assert "warning:" in table.stderr and "vcluster certs rotate" in table.stderr, table.stderr
+    plan = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--dry-run", "-o", "json")
+    assert any("started before" in note for note in json.loads(plan.stdout)["notes"]), plan.stdout
+
+    # once the pod is replaced nothing is pending
+    kube_session.core.delete_namespaced_pod(f"{vc.name}-0", vc.namespace)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        checked = run_cli(kube_cluster.kubeconfig, vc.namespace, "check", vc.name, "-o", "json")
+        if json.loads(checked.stdout)["notRestarted"] is None:
+            break
+        time.sleep(0.5)
+    assert json.loads(checked.stdout)["notRestarted"] is None, checked.stdout
 
 
 def test_pods_that_never_become_ready_are_rolled_back(

@@ -144,6 +144,7 @@ def test_the_json_document_is_stable_and_uses_rfc3339_utc() -> None:
         "secret",
         "ca",
         "earliestLeafNotAfter",
+        "notRestarted",
         "certificates",
         "findings",
     ]

@@ -690,3 +690,15 @@ def test_pruning_leaves_the_backups_of_another_vcluster_alone() -> None:
         wf.run(cluster.vcluster, request(keep_backups=1))
     assert foreign in cluster.backups
     assert len(cluster.backups) == 2
+
+
+def test_every_write_records_its_time_and_a_no_restart_write_is_named_in_the_next_plan() -> None:
+    cluster = cluster_for(make_vcluster())
+    wf, clock = workflow(cluster)
+    wf.run(cluster.vcluster, request(restart=False))
+    assert cluster.annotations[contract.WRITTEN_AT_ANNOTATION] == clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = clock.now() - timedelta(days=1)
+    cluster.vcluster = replace(cluster.vcluster,
+                               pods=tuple(replace(p, started=old) for p in cluster.vcluster.pods))
+    report = wf.run(cluster.vcluster, request(dry_run=True))
+    assert any("started before and still run the certificates from before" in n for n in report.plan.notes)

@@ -1,0 +1,55 @@
+"""Is what kubectl vcerts last wrote to NAME-certs running? vCluster reads the secret only at start-up
+(`/data/pki` is downloaded once), so pods that started before our last write (`--no-restart`, a restart
+that is still pending or failed) still run the certificates from before.
+
+That window matters beyond "not effective yet": vCluster's own `vcluster certs rotate` / `rotate-ca`
+renews from the running pod's /data/pki, never from the secret, and merge-patches every key back
+(pkg/certs/rotate.go), so running it then brings the old certificates — and after our rotate-ca the
+old CA — back over ours. Pure: annotations and pod start times in, names out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kubectl_vcerts import contract, timefmt
+from kubectl_vcerts.rotation.model import VCluster
+
+
+@dataclass(frozen=True)
+class Unrestarted:
+    written_at: datetime
+    pods: tuple[str, ...]  # control-plane and deployed-etcd pods that started before it
+
+    def message(self, vcluster: VCluster) -> str:
+        return (
+            f"{contract.certs_secret_name(vcluster.name)} was written by kubectl vcerts at "
+            f"{timefmt.seconds_utc(self.written_at)}, but {', '.join(self.pods)} started before and still "
+            "run the certificates from before; restart them (kubectl delete pod), and do not run "
+            "vCluster's own `vcluster certs rotate` until then: it renews from the running pod's files "
+            "and would write the old certificates back"
+        )
+
+
+def _written_at(annotations: Mapping[str, str]) -> datetime | None:
+    text = annotations.get(contract.WRITTEN_AT_ANNOTATION, "")
+    try:
+        when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC)
+
+
+def unrestarted(vcluster: VCluster, annotations: Mapping[str, str]) -> Unrestarted | None:
+    """The pods that started before our last write of NAME-certs (`annotations` are its own), or None.
+    Pods without a start time and terminating ones are left out: they decide nothing."""
+    when = _written_at(annotations)
+    if when is None:
+        return None
+    pods = tuple(
+        p.name for p in (*vcluster.etcd_pods, *vcluster.pods)
+        if p.started is not None and p.started < when and p.status != "Terminating"
+    )
+    return Unrestarted(written_at=when, pods=pods) if pods else None
