@@ -72,6 +72,13 @@ TimeoutOption = Annotated[
 ]
 
 
+RefreshSansOption = Annotated[
+    bool,
+    typer.Option(
+        "--refresh-sans",
+        help="Give the leaves the SANs vCluster would compute now (vc-config, service CIDR).",
+    ),
+]
 KeepBackupsOption = Annotated[
     int,
     typer.Option(

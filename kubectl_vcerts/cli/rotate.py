@@ -13,6 +13,7 @@ from kubectl_vcerts.cli.operation import (
     NameArgument,
     NoRestartOption,
     NoRollbackOption,
+    RefreshSansOption,
     TimeoutOption,
     ValidityOption,
     operation_request,
@@ -34,6 +35,7 @@ def command(
     validity: ValidityOption = "365d",
     finish_interrupted: FinishInterruptedOption = False,
     keep_backups: KeepBackupsOption = 10,
+    refresh_sans: RefreshSansOption = False,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Renew the leaf certificates of a vCluster; the CA is kept, so existing kubeconfigs keep working."""
@@ -47,5 +49,6 @@ def command(
         validity=validity,
         finish_interrupted=finish_interrupted,
         keep_backups=keep_backups,
+        refresh_sans=refresh_sans,
     )
     run_operation(ctx, name, request, output=output, yes=yes)

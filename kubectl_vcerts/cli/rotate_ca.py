@@ -29,6 +29,7 @@ from kubectl_vcerts.cli.operation import (
     PlatformContextOption,
     PlatformKubeconfigOption,
     PlatformVciOption,
+    RefreshSansOption,
     SkipPrivateNodesOption,
     TimeoutOption,
     ValidityOption,
@@ -80,6 +81,7 @@ def command(
     validity: ValidityOption = "365d",
     finish_interrupted: FinishInterruptedOption = False,
     keep_backups: KeepBackupsOption = 10,
+    refresh_sans: RefreshSansOption = False,
     delete_manual_nodes: DeleteManualNodesOption = False,
     manual_selector: ManualSelectorOption = None,
     vcluster_server: VclusterServerOption = None,
@@ -105,6 +107,7 @@ def command(
         validity=validity,
         finish_interrupted=finish_interrupted,
         keep_backups=keep_backups,
+        refresh_sans=refresh_sans,
         ca_validity=parse_duration(ca_validity, flag="--ca-validity"),
         byo_ca=byo,
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_vcerts import contract
-from kubectl_vcerts.errors import NotFoundError
+from kubectl_vcerts.errors import ForbiddenError, NotFoundError
 from kubectl_vcerts.kube import secrets
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget
 from kubectl_vcerts.kube.pods import pod_state
@@ -129,10 +129,20 @@ class JsonReader:
         return [secrets.secret_from_json(item)
                 for item in self._list("/api/v1", "secrets", "secrets", namespace, selector)]
 
+    def read_service_annotations(self, *, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            body = self._get(Read("/api/v1", "services", namespace, name=name),
+                             Target("get", "services", name, namespace))
+        except (NotFoundError, ForbiddenError):
+            return None  # advisory only (the service CIDR for SANs): never a reason to fail
+        return dict((body.get("metadata") or {}).get("annotations") or {})
+
 
 # (api, plural) -> (API class attribute of the session, namespaced list, all-namespaces list, read)
 _METHODS: dict[tuple[str, str], tuple[str, str, str, str | None]] = {
     ("/api/v1", "pods"): ("core", "list_namespaced_pod", "list_pod_for_all_namespaces", None),
+    ("/api/v1", "services"): ("core", "list_namespaced_service", "list_service_for_all_namespaces",
+                              "read_namespaced_service"),
     ("/api/v1", "secrets"): ("core", "list_namespaced_secret", "list_secret_for_all_namespaces",
                              "read_namespaced_secret"),
     ("/apis/apps/v1", "statefulsets"): ("apps", "list_namespaced_stateful_set",

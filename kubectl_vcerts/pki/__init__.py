@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kubectl_vcerts.pki.layout import ca_fingerprint, from_files, is_split, to_files
     from kubectl_vcerts.pki.renew import renew_leaves
     from kubectl_vcerts.pki.rotate import rotate_ca
+    from kubectl_vcerts.pki.sans import SanConfig, SanDifference, san_differences
 
 # Where each public name lives. Resolved on first use (PEP 562), so that `check` — which needs only
 # inspect — does not pay for importing issuing, renewing and CA-rotation code at every start.
@@ -40,6 +41,9 @@ _HOME = {
     "to_files": "layout",
     "renew_leaves": "renew",
     "rotate_ca": "rotate",
+    "SanConfig": "sans",
+    "SanDifference": "sans",
+    "san_differences": "sans",
 }
 
 
@@ -69,6 +73,8 @@ __all__ = [
     "PkiChange",
     "PkiReport",
     "Reason",
+    "SanConfig",
+    "SanDifference",
     "Status",
     "ca_fingerprint",
     "from_files",
@@ -77,5 +83,6 @@ __all__ = [
     "load_ca_material",
     "renew_leaves",
     "rotate_ca",
+    "san_differences",
     "to_files",
 ]

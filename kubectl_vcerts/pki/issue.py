@@ -118,10 +118,12 @@ def _authority_key_id(issuer: x509.Certificate | None,
 
 def clone_certificate(old: x509.Certificate, *, public_key: PublicKey, signer: PrivateKey,
                       issuer: x509.Certificate | None, not_before: datetime,
-                      not_after: datetime) -> x509.Certificate:
+                      not_after: datetime,
+                      sans: x509.SubjectAlternativeName | None = None) -> x509.Certificate:
     """Re-issue ``old`` for ``public_key``, signed by ``signer``.
 
     ``issuer`` is the signing CA certificate, or None for a self-signed certificate (a CA clone).
+    ``sans`` replaces the subject alternative names (pki/sans.py: the set vCluster would issue).
     """
     issuer_public = public_key if issuer is None else public_key_of(issuer)
     builder = (
@@ -137,6 +139,8 @@ def clone_certificate(old: x509.Certificate, *, public_key: PublicKey, signer: P
         if isinstance(ext.value, x509.SubjectKeyIdentifier):
             ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
             builder = builder.add_extension(ski, ext.critical)
+        elif isinstance(ext.value, x509.SubjectAlternativeName) and sans is not None:
+            builder = builder.add_extension(sans, ext.critical)
         elif isinstance(ext.value, x509.AuthorityKeyIdentifier):
             if issuer is None:
                 value = x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key)
@@ -150,7 +154,8 @@ def clone_certificate(old: x509.Certificate, *, public_key: PublicKey, signer: P
 
 def renew(old: x509.Certificate, *, signer: PrivateKey, issuer: x509.Certificate | None, now: datetime,
           validity: timedelta, not_before: datetime | None = None,
-          key: PrivateKey | None = None) -> tuple[x509.Certificate, PrivateKey]:
+          key: PrivateKey | None = None,
+          sans: x509.SubjectAlternativeName | None = None) -> tuple[x509.Certificate, PrivateKey]:
     """New key + clone of ``old``; ``not_before`` defaults to ``now`` minus the kubeadm backdate.
 
     ``key`` is the new key when it was generated ahead (:class:`KeyPool`, from ``old``'s public key);
@@ -162,5 +167,5 @@ def renew(old: x509.Certificate, *, signer: PrivateKey, issuer: x509.Certificate
         key = new_key_like(public_key_of(old))
     start = now - BACKDATE if not_before is None else not_before
     cert = clone_certificate(old, public_key=key.public_key(), signer=signer, issuer=issuer,
-                             not_before=start, not_after=now + validity)
+                             not_before=start, not_after=now + validity, sans=sans)
     return cert, key

@@ -43,6 +43,7 @@ from kubectl_vcerts.pki.parse import (
     load_private_key,
     public_key_of,
 )
+from kubectl_vcerts.pki.sans import SanConfig, expected_sans
 
 # vCluster >= 0.33 re-issues leaf certificates at start-up when they expire within this window.
 RENEWAL_THRESHOLD = timedelta(days=90)
@@ -160,16 +161,18 @@ def read_leaves(source: Mapping[str, bytes], keys: KeyPool) -> tuple[LeafSource 
 
 def reissue_leaves(source: Mapping[str, bytes], signers: Mapping[str, Signer], *, now: datetime,
                    validity: timedelta, serving_ca: str, serving_ca_pem: bytes | None,
-                   leaves: Sequence[LeafSource | InvalidPkiError] | None = None) -> dict[str, bytes]:
+                   leaves: Sequence[LeafSource | InvalidPkiError] | None = None,
+                   sans: Mapping[str, x509.SubjectAlternativeName] | None = None) -> dict[str, bytes]:
     """New leaves and kubeconfig credentials cloned from ``source``, signed by ``signers`` (by the
     secret key of the CA each catalogue entry names). ``serving_ca_pem`` replaces kubeconfig CA data.
 
     ``leaves`` is ``read_leaves(source, pool)`` when the caller started the new keys earlier, to overlap
-    them with its own work; without it they are read and started here."""
+    them with its own work; without it they are read and started here. ``sans`` (secret key → SANs)
+    replaces the cloned SANs of those leaves."""
     if leaves is None:
         with KeyPool() as pool:
             return reissue_leaves(source, signers, now=now, validity=validity, serving_ca=serving_ca,
-                                  serving_ca_pem=serving_ca_pem, leaves=read_leaves(source, pool))
+                                  serving_ca_pem=serving_ca_pem, leaves=read_leaves(source, pool), sans=sans)
     out: dict[str, bytes] = {}
     for read in leaves:
         if isinstance(read, InvalidPkiError):
@@ -179,7 +182,7 @@ def reissue_leaves(source: Mapping[str, bytes], signers: Mapping[str, Signer], *
         if read.kubeconfig is None:
             signer = signers[issuer_of(item, serving_ca)]
             cert, key = renew(read.old, signer=signer.key, issuer=signer.certificate, now=now,
-                              validity=validity, key=key)
+                              validity=validity, key=key, sans=(sans or {}).get(item.secret_key))
             out[item.secret_key] = cert_pem(cert)
             out[str(item.pair)] = key_pem(key, like=read.old_key_pem)
         else:
@@ -217,8 +220,10 @@ def describe_changes(old: Mapping[str, bytes], new: Mapping[str, bytes],
 
 
 def renew_leaves(data: Mapping[str, bytes], *, now: datetime, validity: timedelta = timedelta(days=365),
-                 allow_short: bool = False) -> PkiChange:
-    """Renew every leaf and kubeconfig client certificate under the existing CAs; ``data`` is not mutated."""
+                 allow_short: bool = False, refresh_sans: SanConfig | None = None) -> PkiChange:
+    """Renew every leaf and kubeconfig client certificate under the existing CAs; ``data`` is not mutated.
+    With ``refresh_sans`` the SANs are the ones vCluster would issue (pki/sans.py), not the old ones."""
+    sans = expected_sans(refresh_sans) if refresh_sans is not None else None
     check_validity(validity, allow_short=allow_short)
     old, data = data, fill_ca_copies(data)  # never write what vCluster would crash on or not overwrite
     copied = {key: "copied" for key in data if data.get(key) != old.get(key)}
@@ -228,7 +233,7 @@ def renew_leaves(data: Mapping[str, bytes], *, now: datetime, validity: timedelt
         leaves = read_leaves(data, pool)  # the new keys are generated while the CA keys load
         signers = {key: load_signer(data, key) for key in sorted(needed)}
         renewed = reissue_leaves(data, signers, now=now, validity=validity, serving_ca=serving_ca,
-                                 serving_ca_pem=None, leaves=leaves)
+                                 serving_ca_pem=None, leaves=leaves, sans=sans)
     new = {**data, **renewed}
     actions = {**copied, **dict.fromkeys(renewed, "renewed")}
     return PkiChange(data=new, changes=describe_changes(old, new, actions),

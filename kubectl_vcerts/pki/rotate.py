@@ -48,6 +48,7 @@ from kubectl_vcerts.pki.renew import (
     reissue_leaves,
     require_certificate,
 )
+from kubectl_vcerts.pki.sans import SanConfig, expected_sans
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,10 @@ def _new_ca(read: _CaSource | InvalidPkiError, *, now: datetime, validity: timed
 
 def rotate_ca(data: Mapping[str, bytes], *, now: datetime, ca_validity: timedelta = timedelta(days=3650),
               leaf_validity: timedelta = timedelta(days=365), byo_ca: CaMaterial | None = None,
-              allow_short: bool = False) -> PkiChange:
-    """New CAs (or ``byo_ca`` as ca), every leaf and kubeconfig re-issued; ``data`` is not mutated."""
+              allow_short: bool = False, refresh_sans: SanConfig | None = None) -> PkiChange:
+    """New CAs (or ``byo_ca`` as ca), every leaf and kubeconfig re-issued; ``data`` is not mutated.
+    With ``refresh_sans`` the leaves get the SANs vCluster would issue (pki/sans.py)."""
+    sans = expected_sans(refresh_sans) if refresh_sans is not None else None
     check_validity(leaf_validity, allow_short=allow_short)
     check_validity(ca_validity, allow_short=allow_short, what="CA validity")
     split = is_split(data) and byo_ca is None
@@ -96,12 +99,13 @@ def rotate_ca(data: Mapping[str, bytes], *, now: datetime, ca_validity: timedelt
         # the leaves' keys too, unless a CA already fails (then no leaf is reached)
         leaves = read_leaves(data, pool) if all(isinstance(r, _CaSource) for r in cas.values()) else None
         return _rotate(data, cas, leaves, now=now, ca_validity=ca_validity, leaf_validity=leaf_validity,
-                       byo_ca=byo_ca, split=split)
+                       byo_ca=byo_ca, split=split, sans=sans)
 
 
 def _rotate(data: Mapping[str, bytes], cas: Mapping[str, _CaSource | InvalidPkiError],
             leaves: tuple[LeafSource | InvalidPkiError, ...] | None, *, now: datetime, ca_validity: timedelta,
-            leaf_validity: timedelta, byo_ca: CaMaterial | None, split: bool) -> PkiChange:
+            leaf_validity: timedelta, byo_ca: CaMaterial | None, split: bool,
+            sans: Mapping[str, x509.SubjectAlternativeName] | None = None) -> PkiChange:
     """rotate_ca with its CAs (and leaves, when every CA could be read) read and their keys started."""
     if byo_ca is not None:
         ca = Signer("ca.crt", byo_ca.certificate, byo_ca.key)
@@ -139,7 +143,7 @@ def _rotate(data: Mapping[str, bytes], cas: Mapping[str, _CaSource | InvalidPkiE
         serving_ca_pem = first_ca
     reissued = reissue_leaves(data, signers, now=now, validity=leaf_validity,
                               serving_ca="server-ca.crt" if split else "ca.crt",
-                              serving_ca_pem=serving_ca_pem, leaves=leaves)
+                              serving_ca_pem=serving_ca_pem, leaves=leaves, sans=sans)
     new.update(reissued)
     actions.update(dict.fromkeys(reissued, "reissued"))
     return PkiChange(data=new, changes=describe_changes(data, new, actions),

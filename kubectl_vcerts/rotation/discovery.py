@@ -11,11 +11,12 @@ Imports nothing from kube/, cli/, kubernetes, typer or rich.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ForbiddenError, NotFoundError
+from kubectl_vcerts.pki.sans import SanConfig
 from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster, WorkloadKind
 
 if TYPE_CHECKING:  # annotations only (check starts faster without the ports)
@@ -48,6 +49,11 @@ class ConfigFacts:
     distro: Distro = Distro.UNKNOWN
     backing_store: BackingStore = BackingStore.EMBEDDED_DATABASE
     private_nodes: bool = False
+    # SAN inputs (pki/sans.py): the service CIDR when the config fixes it, cluster domain, extraSANs
+    service_cidr: str | None = None
+    cluster_domain: str = "cluster.local"
+    extra_sans: tuple[str, ...] = ()
+    standalone: bool = False
 
 
 def _enabled(tree: Any, *path: str) -> bool:
@@ -96,8 +102,35 @@ def config_facts(config: SecretObject | None) -> ConfigFacts:
         store = BackingStore(store_annotation)
     else:
         store = BackingStore.EMBEDDED_DATABASE
-    return ConfigFacts(distro=distro, backing_store=store,
-                       private_nodes=_enabled(values, "privateNodes", "enabled"))
+    private_nodes = _enabled(values, "privateNodes", "enabled")
+    return ConfigFacts(distro=distro, backing_store=store, private_nodes=private_nodes,
+                       **_san_inputs(values, private_nodes=private_nodes))
+
+
+def _get(tree: Any, *path: str) -> Any:
+    node = tree
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _san_inputs(values: Mapping[str, Any], *, private_nodes: bool) -> dict[str, Any]:
+    """vCluster's service CIDR rule (pkg/util/servicecidr): the legacy top-level `serviceCIDR`; with
+    private nodes `networking.serviceCIDR` or 10.96.0.0/12; else the Service's annotation (read by
+    `find_vcluster`). Cluster domain `networking.advanced.clusterDomain`; `controlPlane.proxy.extraSANs`."""
+    cidr = _get(values, "serviceCIDR")
+    if not (isinstance(cidr, str) and cidr) and private_nodes:
+        cidr = _get(values, "networking", "serviceCIDR") or "10.96.0.0/12"
+    domain = _get(values, "networking", "advanced", "clusterDomain")
+    extra = _get(values, "controlPlane", "proxy", "extraSANs")
+    return {
+        "service_cidr": cidr if isinstance(cidr, str) and cidr else None,
+        "cluster_domain": domain if isinstance(domain, str) and domain else "cluster.local",
+        "extra_sans": tuple(str(s) for s in extra) if isinstance(extra, list) else (),
+        "standalone": _enabled(values, "controlPlane", "standalone", "enabled"),
+    }
 
 
 def uses_pvc(workload: WorkloadRecord) -> bool:
@@ -127,9 +160,13 @@ def assemble_vcluster(workload: WorkloadRecord, *, config: SecretObject | None, 
                       etcd_pods: Sequence[PodState] = ()) -> VCluster:
     """One `VCluster` from its workload, its vc-config secret and its pods (all already read)."""
     facts = config_facts(config)
+    name, namespace = workload.labels[contract.RELEASE_LABEL], workload.namespace
+    san_config = None if facts.standalone else SanConfig(
+        name=name, namespace=namespace, service_cidr=facts.service_cidr,
+        cluster_domain=facts.cluster_domain, extra_sans=facts.extra_sans)
     return VCluster(
-        name=workload.labels[contract.RELEASE_LABEL],
-        namespace=workload.namespace,
+        name=name,
+        namespace=namespace,
         kind=workload.kind,
         version=image_version(workload.syncer_image),
         status=vcluster_status(workload, config, pods),
@@ -142,6 +179,7 @@ def assemble_vcluster(workload: WorkloadRecord, *, config: SecretObject | None, 
         pods=tuple(pods),
         etcd_pods=tuple(etcd_pods),
         annotations=dict(workload.annotations),
+        san_config=san_config,
     )
 
 
@@ -234,8 +272,14 @@ def find_vcluster(reader: VClusterReader, *, name: str, namespace: str) -> VClus
     config = reader.read_secret(namespace=namespace, name=contract.config_secret_name(name))
     pods = reader.list_pods(namespace=namespace, selector=f"{contract.VCLUSTER_SELECTOR},{release_selector}")
     etcd_pods = reader.list_pods(namespace=namespace, selector=f"{ETCD_SELECTOR},{release_selector}")
-    return assemble_vcluster(workload, config=config, pods=[p.state for p in pods],
-                             etcd_pods=[p.state for p in etcd_pods])
+    vcluster = assemble_vcluster(workload, config=config, pods=[p.state for p in pods],
+                                 etcd_pods=[p.state for p in etcd_pods])
+    if vcluster.san_config is not None and vcluster.san_config.service_cidr is None:
+        annotations = reader.read_service_annotations(namespace=namespace, name=name) or {}
+        cidr = annotations.get(contract.SERVICE_CIDR_ANNOTATION)
+        if cidr:
+            vcluster = replace(vcluster, san_config=replace(vcluster.san_config, service_cidr=cidr))
+    return vcluster
 
 
 __all__ = [

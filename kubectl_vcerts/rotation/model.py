@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kubectl_vcerts.pki.sans import SanConfig
 
 
 class WorkloadKind(StrEnum):
@@ -55,6 +59,8 @@ class VCluster:
     pods: tuple[PodState, ...] = ()
     etcd_pods: tuple[PodState, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict, compare=False)
+    # what vCluster computes SANs from (vc-config-NAME, the Service); None: unknown (standalone)
+    san_config: SanConfig | None = field(default=None, compare=False)
 
     @property
     def is_running(self) -> bool:

@@ -45,6 +45,8 @@ class OperationRequest:
     # after a successful operation, delete this vCluster's backups beyond the newest `keep_backups`
     # (0: keep every backup)
     keep_backups: int = 10
+    # rotate / rotate-ca: give the leaves the SANs vCluster would issue today instead of the cloned ones
+    refresh_sans: bool = False
 
 
 @dataclass(frozen=True)

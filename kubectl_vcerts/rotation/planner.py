@@ -10,9 +10,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from kubectl_vcerts import contract, timefmt
-from kubectl_vcerts.errors import ExitCode, NotReadyError, VcertsError
+from kubectl_vcerts.errors import ExitCode, NotReadyError, UnsupportedError, VcertsError
 from kubectl_vcerts.pki import EntryChange, ca_fingerprint, renew_leaves, rotate_ca
 from kubectl_vcerts.pki.renew import not_after_of
+from kubectl_vcerts.pki.sans import SanConfig, san_differences
 from kubectl_vcerts.rotation import plan as planning
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.operation import OperationRequest
@@ -129,9 +130,10 @@ def make_plan(
     source = ""
     action: dict[str, str] = {}
     changes: tuple[EntryChange, ...] | None = None
+    refresh = _san_notes(vcluster, state, request, notes)
     if request.operation is Operation.ROTATE:
         planning.check_pki_usable(state.data, now=now, operation=Operation.ROTATE, where=where)
-        change = renew_leaves(state.data, now=now, validity=request.leaf_validity)
+        change = renew_leaves(state.data, now=now, validity=request.leaf_validity, refresh_sans=refresh)
         new_data = SecretData(change.data)
         changes = change.changes
     elif request.operation is Operation.ROTATE_CA:
@@ -141,6 +143,7 @@ def make_plan(
             ca_validity=request.ca_validity,
             leaf_validity=request.leaf_validity,
             byo_ca=request.byo_ca,
+            refresh_sans=refresh,
         )
         new_data = SecretData(change.data)
         changes = change.changes
@@ -196,6 +199,38 @@ def _resumable(record: OperationRecord, request: OperationRequest) -> bool:
         wanted = request.restore_source or request.restore_backup or ""
         return wanted in ("", "latest", record.source) or record.source.endswith(f"-{wanted}")
     return True
+
+def _san_notes(
+    vcluster: VCluster, state: CertsState, request: OperationRequest, notes: list[str]
+) -> SanConfig | None:
+    """Say where the cloned SANs differ from what vCluster would issue today; with --refresh-sans
+    return the inputs to take vCluster's set from (rotate and rotate-ca only)."""
+    if request.operation is Operation.RESTORE:
+        return None
+    config = vcluster.san_config
+    if config is None:
+        if request.refresh_sans:
+            raise UnsupportedError(
+                f"vCluster {vcluster.ref}: the inputs vCluster computes SANs from are not known "
+                "(standalone control plane)",
+                hint="run without --refresh-sans: the SANs of the current certificates are kept",
+            )
+        return None
+    for diff in san_differences(state.data, config):
+        what = "; ".join(part for part in (
+            f"vCluster would add {', '.join(diff.added)}" if diff.added else "",
+            f"would not have {', '.join(diff.dropped)}" if diff.dropped else "",
+        ) if part)
+        notes.append(
+            f"SANs of {diff.secret_key}: {what} "
+            + ("(taking vCluster's set: --refresh-sans)" if request.refresh_sans
+               else "(kept as they are; --refresh-sans takes vCluster's set)")
+        )
+    if request.refresh_sans and config.service_cidr is None:
+        notes.append("apiserver.crt keeps its SANs: the service CIDR is not known (no serviceCIDR in "
+                     f"vc-config-{vcluster.name}, no {contract.SERVICE_CIDR_ANNOTATION} on the Service)")
+    return config if request.refresh_sans else None
+
 
 def _restore_source(
     vcluster: VCluster, request: OperationRequest, backups: BackupPort, *, identity: str

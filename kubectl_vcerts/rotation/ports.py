@@ -233,3 +233,7 @@ class VClusterReader(Protocol):
     def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
         """Secrets matching the label selector, in one list call."""
         ...
+
+    def read_service_annotations(self, *, namespace: str, name: str) -> dict[str, str] | None:
+        """The annotations of one Service; None when it is absent or may not be read."""
+        ...

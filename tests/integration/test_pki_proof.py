@@ -16,6 +16,7 @@ and passed in like everywhere else.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import re
 import ssl
@@ -40,6 +41,7 @@ from kubectl_vcerts.pki import (
     renew_leaves,
     rotate_ca,
 )
+from kubectl_vcerts.pki.sans import SanConfig, san_differences
 from tests.support.controlplane import RunningControlPlane, start_control_plane
 from tests.support.kubeadm_pki import (
     check_expiration_config,
@@ -411,3 +413,24 @@ def test_an_intermediate_alone_is_no_trust_anchor_for_openssl_so_a_byo_intermedi
                           check=False).returncode == 0
     with pytest.raises(InvalidInputError, match="intermediate"):
         load_ca_material(chain.read_bytes(), inter_key.read_bytes(), now=datetime.now(UTC))
+
+
+@pytest.mark.parametrize(
+    ("service_cidr", "domain", "extra"),
+    [("10.96.0.0/12", "cluster.local", ()),
+     ("172.20.0.0/16", "corp.internal", ("vc.example.com", "10.1.2.3"))],
+    ids=["chart defaults", "another service CIDR, cluster domain and extraSANs"],
+)
+def test_the_sans_we_compute_are_the_ones_kubeadm_gives_vclusters_certificates(
+    tmp_path: Path, service_cidr: str, domain: str, extra: tuple[str, ...]
+) -> None:
+    """pki/sans.py against the real kubeadm run with vCluster's inputs. The one difference is the
+    fixture's: kubeadm refuses a loopback advertise address, so its etcd certificates carry the
+    service IP instead of vCluster's 127.0.0.1 (which they have anyway)."""
+    data = generate_vcluster_pki(tmp_path, name="vc", namespace="team-a", service_cidr=service_cidr,
+                                 cluster_domain=domain, extra_sans=extra)
+    config = SanConfig(name="vc", namespace="team-a", service_cidr=service_cidr, cluster_domain=domain,
+                       extra_sans=extra)
+    vip = str(ipaddress.ip_network(service_cidr).network_address + 1)
+    assert [(d.secret_key, d.added, d.dropped) for d in san_differences(data, config)] == [
+        ("etcd-server.crt", (), (f"IP:{vip}",)), ("etcd-peer.crt", (), (f"IP:{vip}",))]

@@ -252,3 +252,45 @@ def test_a_deployment_without_persistence_gets_new_pods_too(
     assert len(after.pods) == 2 and not set(after.pods.values()) & set(before.pods.values())
     assert all(pods_ready(kube_session, vc.namespace, vc.name).values())
     assert ca_fingerprint(after.data) == ca_fingerprint(before.data)
+
+
+def test_the_plan_names_sans_vcluster_would_change_and_refresh_sans_takes_vclusters_set(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    import base64
+
+    import yaml
+    from cryptography import x509
+
+    vc = make_vcluster(extra_sans=("old.example.com",))
+    ns, name, config = vc.namespace, vc.name, kube_cluster.kubeconfig
+    # the user changes controlPlane.proxy.extraSANs; vCluster's next renewal would follow, a clone not
+    secret = kube_session.core.read_namespaced_secret(vc.config_secret, ns)
+    values = yaml.safe_load(base64.b64decode(secret.data["config.yaml"]))
+    values["controlPlane"]["proxy"]["extraSANs"] = ["new.example.com"]
+    encoded = base64.b64encode(yaml.safe_dump(values).encode()).decode()
+    kube_session.core.patch_namespaced_secret(vc.config_secret, ns, {"data": {"config.yaml": encoded}})
+
+    plan = run_cli(config, ns, "rotate", name, "--dry-run", "-o", "json")
+    notes = [n for n in json.loads(plan.stdout)["notes"] if n.startswith("SANs of etcd-server.crt")]
+    assert notes and "DNS:new.example.com" in notes[0] and "DNS:old.example.com" in notes[0], plan.stdout
+    assert "--refresh-sans" in notes[0]
+
+    def sans(key: str) -> set[str]:
+        cert = x509.load_pem_x509_certificate(snapshot(kube_session, ns, name).data[key])
+        return {str(v) for v in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                .value.get_values_for_type(x509.DNSName)}
+
+    kept = run_cli(config, ns, "rotate", name, "--yes", "--timeout", "90s")
+    assert kept.returncode == 0, kept.stderr
+    assert "old.example.com" in sans("etcd-server.crt"), "without --refresh-sans the SANs are cloned"
+    apiserver_before = sans("apiserver.crt")
+
+    refreshed = run_cli(config, ns, "rotate", name, "--yes", "--timeout", "90s", "--refresh-sans")
+    assert refreshed.returncode == 0, refreshed.stderr
+    for key in ("etcd-server.crt", "etcd-peer.crt"):
+        assert "new.example.com" in sans(key) and "old.example.com" not in sans(key), key
+    assert sans("apiserver.crt") == apiserver_before  # the fixture's apiserver.crt already is vCluster's
+    after = run_cli(config, ns, "rotate", name, "--dry-run", "-o", "json")
+    assert not [n for n in json.loads(after.stdout)["notes"] if n.startswith("SANs of etcd-server.crt")
+                and "new.example.com" in n]

@@ -90,6 +90,7 @@ class FakeReader:
         default_factory=list
     )  # (namespace, labels, state)
     secrets: list[SecretObject] = field(default_factory=list)
+    services: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # annotations
     namespace: str = "team-a"
     forbid_all_namespaces: set[str] = field(default_factory=set)  # methods denied cluster-wide
     forbid: set[str] = field(default_factory=set)  # methods denied everywhere
@@ -135,6 +136,9 @@ class FakeReader:
     def read_secret(self, *, namespace: str, name: str) -> SecretObject | None:
         self._guard("read_secret", "secrets", namespace)
         return next((s for s in self.secrets if s.namespace == namespace and s.name == name), None)
+
+    def read_service_annotations(self, *, namespace: str, name: str) -> dict[str, str] | None:
+        return self.services.get((namespace, name))
 
     def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
         self._guard("list_secrets", "secrets", namespace)

@@ -218,3 +218,23 @@ def test_empty_or_absent_ca_copies_are_written_as_copies_of_ca(absent: bool) -> 
     assert {c.secret_key for c in change.changes if c.action == "copied"} == {
         "server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key"}
     assert inspect_pki(new, now=LATER).findings == ()
+
+
+def test_refresh_sans_gives_the_leaves_vclusters_set_and_keeps_everything_else_of_the_profile() -> None:
+    from kubectl_vcerts.pki.sans import SanConfig, expected_sans, san_differences
+
+    old = dict(cached_pki())
+    config = SanConfig(name="vc", namespace="team-a", service_cidr="10.96.0.0/12",
+                       extra_sans=("new.example.com",))
+    before = {d.secret_key: d for d in san_differences(old, config)}
+    assert "DNS:new.example.com" in before["etcd-server.crt"].added
+
+    new = renew_leaves(old, now=LATER, refresh_sans=config).data
+
+    assert san_differences(new, config) == ()
+    for key, wanted in expected_sans(config).items():
+        cert = first_cert(new[key])
+        assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value == wanted
+        assert cert.subject == first_cert(old[key]).subject
+    kept = renew_leaves(old, now=LATER).data
+    assert {d.secret_key for d in san_differences(kept, config)} == set(before), "cloned unless asked"
