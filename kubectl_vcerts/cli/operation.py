@@ -224,7 +224,7 @@ def find(deps: Deps, name: str) -> VCluster:
     from kubectl_vcerts.rotation.discovery import find_vcluster
 
     session = deps.session()
-    return find_vcluster(KubeReader(session), name=name, namespace=session.namespace)
+    return find_vcluster(KubeReader(session), name=name, namespace=session.namespace, service_cidr=True)
 
 
 def run_operation(

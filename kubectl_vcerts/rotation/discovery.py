@@ -257,8 +257,12 @@ def not_found(reader: VClusterReader, *, name: str, namespace: str) -> NotFoundE
     )
 
 
-def find_vcluster(reader: VClusterReader, *, name: str, namespace: str) -> VCluster:
-    """The vCluster `name` in `namespace` (reads only that vCluster's objects).
+def find_vcluster(
+    reader: VClusterReader, *, name: str, namespace: str, service_cidr: bool = False
+) -> VCluster:
+    """The vCluster `name` in `namespace` (reads only that vCluster's objects). With `service_cidr`
+    (planning a rotation: the SANs vCluster would issue) the Service's detected CIDR is read too
+    when vc-config does not fix one; `check` does without that request.
 
     Raises NotFoundError (listing namespaces where a vCluster of that name exists), ForbiddenError,
     UnreachableError. Works whatever the vCluster's state (crash-looping, scaled down, paused).
@@ -274,7 +278,7 @@ def find_vcluster(reader: VClusterReader, *, name: str, namespace: str) -> VClus
     etcd_pods = reader.list_pods(namespace=namespace, selector=f"{ETCD_SELECTOR},{release_selector}")
     vcluster = assemble_vcluster(workload, config=config, pods=[p.state for p in pods],
                                  etcd_pods=[p.state for p in etcd_pods])
-    if vcluster.san_config is not None and vcluster.san_config.service_cidr is None:
+    if service_cidr and vcluster.san_config is not None and vcluster.san_config.service_cidr is None:
         annotations = reader.read_service_annotations(namespace=namespace, name=name) or {}
         cidr = annotations.get(contract.SERVICE_CIDR_ANNOTATION)
         if cidr:

@@ -11,6 +11,7 @@ import pytest
 from kubectl_vcerts.errors import ForbiddenError, NotFoundError
 from kubectl_vcerts.kube.discovery import workload_record
 from kubectl_vcerts.kube.pods import pod_status
+from kubectl_vcerts.pki.sans import SanConfig
 from kubectl_vcerts.rotation.discovery import (
     assemble_vclusters,
     config_facts,
@@ -483,3 +484,51 @@ def test_forbidden_in_a_named_namespace_is_not_hidden() -> None:
 def test_workloads_without_a_release_label_do_not_count() -> None:
     records = [workload("vc", "a", release=""), workload("vc2", "a")]
     assert [vc.name for vc in assemble_vclusters(records, configs=[], pods=[])] == ["vc2"]
+
+
+SAN_VALUES = """
+networking:
+  advanced:
+    clusterDomain: corp.internal
+controlPlane:
+  proxy:
+    extraSANs: [vc.example.com, 10.1.2.3]
+"""
+
+
+def _san_reader(yaml_text: str) -> FakeReader:
+    reader = FakeReader(workloads=[workload("vc", "a")],
+                        secrets=[config_secret("vc", "a", yaml_text=yaml_text)],
+                        services={("a", "vc"): {"vcluster.loft.sh/service-cidr": "172.20.0.0/16"}})
+    reader.add_pod("a", "vc", pod("vc-0"))
+    return reader
+
+
+def test_the_san_inputs_come_from_vc_config_and_the_services_cidr_only_when_planning() -> None:
+    planned = find_vcluster(_san_reader(SAN_VALUES), name="vc", namespace="a", service_cidr=True)
+    assert planned.san_config == SanConfig(name="vc", namespace="a", service_cidr="172.20.0.0/16",
+                                           cluster_domain="corp.internal",
+                                           extra_sans=("vc.example.com", "10.1.2.3"))
+    checked = find_vcluster(_san_reader(SAN_VALUES), name="vc", namespace="a")
+    assert checked.san_config is not None and checked.san_config.service_cidr is None
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "cidr"),
+    [
+        pytest.param("serviceCIDR: 10.100.0.0/16\n", "10.100.0.0/16",
+                     id="the legacy top-level serviceCIDR wins"),
+        pytest.param("privateNodes:\n  enabled: true\n", "10.96.0.0/12",
+                     id="private nodes default to 10.96.0.0/12"),
+        pytest.param("privateNodes:\n  enabled: true\nnetworking:\n  serviceCIDR: 10.50.0.0/16\n",
+                     "10.50.0.0/16", id="private nodes take networking.serviceCIDR"),
+    ],
+)
+def test_the_service_cidr_follows_vclusters_rule(yaml_text: str, cidr: str) -> None:
+    vc = find_vcluster(_san_reader(yaml_text), name="vc", namespace="a", service_cidr=True)
+    assert vc.san_config is not None and vc.san_config.service_cidr == cidr
+
+
+def test_a_standalone_control_plane_has_no_san_inputs() -> None:
+    text = "controlPlane:\n  standalone:\n    enabled: true\n"
+    assert find_vcluster(_san_reader(text), name="vc", namespace="a", service_cidr=True).san_config is None
