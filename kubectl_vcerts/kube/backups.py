@@ -121,11 +121,9 @@ def write_certs(
 
 
 def _parse_time(text: str | None, fallback: datetime | None) -> datetime:
-    if text:
-        try:
-            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        except ValueError:
-            pass
+    parsed = timefmt.parse_rfc3339(text) if text else None
+    if parsed is not None:
+        return parsed
     if fallback is not None:
         return fallback if fallback.tzinfo else fallback.replace(tzinfo=UTC)
     return datetime.fromtimestamp(0, UTC)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from kubectl_vcerts import timefmt
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
 from kubectl_vcerts.rotation.model import PodState
@@ -87,19 +87,8 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         status=pod_status(pod),
         ready=_condition_true(status, "Ready"),
         phase=status.get("phase") or "Unknown",
-        started=_time(status.get("startTime") or meta.get("creationTimestamp")),
+        started=timefmt.parse_rfc3339(str(status.get("startTime") or meta.get("creationTimestamp") or "")),
     )
-
-
-def _time(value: Any) -> datetime | None:
-    """An RFC 3339 time of the API (raw JSON), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def list_pods_by_label(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -112,15 +112,11 @@ class RecycleRecord:
 
 def parse_time(text: str, *, what: str) -> datetime:
     """Parse an RFC 3339 time; naive or unparseable values raise InvalidInputError."""
-    value = text.strip()
-    try:
-        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    parsed = timefmt.parse_rfc3339(text)
+    if parsed is None:
         raise InvalidInputError(f"{what}: {text!r} is not an RFC 3339 time",
                                 hint="write it like 2026-11-29T04:00:00Z")
-    return parsed.astimezone(UTC)
+    return parsed
 
 
 def _mapping(value: Any, what: str) -> dict[str, Any]:

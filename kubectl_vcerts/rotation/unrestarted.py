@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.rotation.model import VCluster
@@ -34,12 +34,7 @@ class Unrestarted:
 
 
 def _written_at(annotations: Mapping[str, str]) -> datetime | None:
-    text = annotations.get(contract.WRITTEN_AT_ANNOTATION, "")
-    try:
-        when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return when.replace(tzinfo=UTC)
+    return timefmt.parse_rfc3339(annotations.get(contract.WRITTEN_AT_ANNOTATION, ""))
 
 
 def unrestarted(vcluster: VCluster, annotations: Mapping[str, str]) -> Unrestarted | None:
