@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     ROLLED_BACK = 19  # the operation failed and the previous PKI was put back
     ABORTED = 20  # the user declined the confirmation
     UNTRUSTED = 21  # the API server's certificate failed verification (CA, host name, validity)
+    DATA_LOSS = 22  # the restart would delete the virtual cluster's state on an emptyDir
 
 
 class VcertsError(Exception):
@@ -97,6 +98,12 @@ class UntrustedServerError(VcertsError):
     exit_code = ExitCode.UNTRUSTED
     default_hint = ("check the server address and certificate-authority(-data) of the context "
                     "(`kubectl config view --minify`); kubectl refuses this server too")
+
+
+class DataLossError(VcertsError):
+    """A restart would delete the state of the virtual cluster (emptyDir); --allow-data-loss allows it."""
+
+    exit_code = ExitCode.DATA_LOSS
 
 
 class ApiError(VcertsError):

@@ -56,6 +56,15 @@ NoRestartOption = Annotated[
 ]
 
 
+AllowDataLossOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-data-loss",
+        help="Restart even where that deletes the virtual cluster's data (state on an emptyDir).",
+    ),
+]
+
+
 NoRollbackOption = Annotated[
     bool,
     typer.Option(
@@ -198,6 +207,7 @@ def operation_request(
     validity: str,
     finish_interrupted: bool,
     keep_backups: int = 10,
+    allow_data_loss: bool = False,
     **extra: Any,
 ) -> OperationRequest:
     """The request every mutating command builds from its shared options (plus command-specific fields)."""
@@ -215,6 +225,7 @@ def operation_request(
         finish_interrupted=finish_interrupted,
         lock_seconds=lock_seconds(),
         keep_backups=keep_backups,
+        allow_data_loss=allow_data_loss,
         **extra,
     )
 

@@ -93,6 +93,9 @@ def plan_lines(plan: RotationPlan) -> list[str]:
         lines.append(f"  restart: one pod at a time, each Ready before the next: {order or '-'}")
     else:
         lines.append(f"  restart: all together: {', '.join(plan.restart_pods) or '(pods that come up)'}")
+    if vc.etcd_pods and not plan.ca_change:
+        lines.append("  etcd:    members keep running (etcd loads a renewed key pair at each handshake)")
+    lines += [f"  DATA LOSS (--allow-data-loss): {loss}" for loss in plan.data_loss]
     lines += [f"  {line}" for line in plan.hook_lines]
     return lines
 
@@ -131,6 +134,7 @@ def report_document(report: OperationReport, extra: Sequence[str] = ()) -> dict[
             "steps": [{"group": s.group, "pods": list(s.pods)} for s in plan.restart_steps],
             "restarted": list(report.restarted),
             "pending": list(report.pending_restart),
+            "dataLoss": list(plan.data_loss),
         },
         "pods": [{"name": p.name, "uid": p.uid, "status": p.status, "ready": p.ready} for p in report.pods],
         "regenerated": list(report.regenerated),

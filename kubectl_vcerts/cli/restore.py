@@ -15,6 +15,7 @@ from kubectl_vcerts.cli.deps import Deps
 from kubectl_vcerts.cli.follow_up import kubeconfig_follow_up
 from kubectl_vcerts.cli.hooks import build_hooks
 from kubectl_vcerts.cli.operation import (
+    AllowDataLossOption,
     DeleteManualNodesOption,
     FinishInterruptedOption,
     ForceOption,
@@ -89,6 +90,7 @@ def command(
     force: ForceOption = False,
     no_restart: NoRestartOption = False,
     no_rollback: NoRollbackOption = False,
+    allow_data_loss: AllowDataLossOption = False,
     timeout: TimeoutOption = "5m",
     validity: ValidityOption = "365d",
     finish_interrupted: FinishInterruptedOption = False,
@@ -112,6 +114,7 @@ def command(
         dry_run=dry_run,
         no_restart=no_restart,
         no_rollback=no_rollback,
+        allow_data_loss=allow_data_loss,
         timeout=timeout,
         validity=validity,
         finish_interrupted=finish_interrupted,

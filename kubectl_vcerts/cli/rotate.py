@@ -7,6 +7,7 @@ from __future__ import annotations
 import typer
 
 from kubectl_vcerts.cli.operation import (
+    AllowDataLossOption,
     FinishInterruptedOption,
     ForceOption,
     KeepBackupsOption,
@@ -31,6 +32,7 @@ def command(
     force: ForceOption = False,
     no_restart: NoRestartOption = False,
     no_rollback: NoRollbackOption = False,
+    allow_data_loss: AllowDataLossOption = False,
     timeout: TimeoutOption = "5m",
     validity: ValidityOption = "365d",
     finish_interrupted: FinishInterruptedOption = False,
@@ -45,6 +47,7 @@ def command(
         dry_run=dry_run,
         no_restart=no_restart,
         no_rollback=no_rollback,
+        allow_data_loss=allow_data_loss,
         timeout=timeout,
         validity=validity,
         finish_interrupted=finish_interrupted,

@@ -78,6 +78,10 @@ def pod_status(pod: Mapping[str, Any]) -> str:
     return reason
 
 
+def _data_on_emptydir(spec: Mapping[str, Any]) -> bool:
+    return any(v.get("name") == "data" and v.get("emptyDir") is not None for v in spec.get("volumes") or ())
+
+
 def pod_state(pod: Mapping[str, Any]) -> PodState:
     meta = pod.get("metadata") or {}
     status = pod.get("status") or {}
@@ -88,6 +92,7 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         ready=_condition_true(status, "Ready"),
         phase=status.get("phase") or "Unknown",
         started=timefmt.parse_rfc3339(str(status.get("startTime") or meta.get("creationTimestamp") or "")),
+        ephemeral=_data_on_emptydir(pod.get("spec") or {}),
     )
 
 

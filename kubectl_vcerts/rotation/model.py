@@ -39,6 +39,9 @@ class PodState:
     ready: bool
     phase: str
     started: datetime | None = field(default=None, compare=False)  # status.startTime (else creation)
+    # its `data` volume (the chart's name for /data and /var/lib/etcd) is an emptyDir: deleting the
+    # pod deletes what it stores there
+    ephemeral: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ class OperationRequest:
     keep_backups: int = 10
     # rotate / rotate-ca: give the leaves the SANs vCluster would issue today instead of the cloned ones
     refresh_sans: bool = False
+    # restart even where that deletes the virtual cluster's state on an emptyDir (plan.data_losses)
+    allow_data_loss: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from kubectl_vcerts.pki import EntryChange, inspect_pki
 from kubectl_vcerts.pki.inspect import UNUSABLE_REASONS
 from kubectl_vcerts.pki.parse import first_certificate
 from kubectl_vcerts.pki.renew import MIN_VALIDITY
-from kubectl_vcerts.rotation.model import Distro, PodState, VCluster
+from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster
 from kubectl_vcerts.rotation.ports import BackupRecord
 from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, RestartMode
 
@@ -59,6 +59,7 @@ class RotationPlan:
     source: str = ""  # restore: where the data comes from (backup name or directory)
     notes: tuple[str, ...] = ()
     hook_lines: tuple[str, ...] = ()
+    data_loss: tuple[str, ...] = ()  # restarts that delete state on an emptyDir (--allow-data-loss)
 
     @property
     def restart_pods(self) -> tuple[str, ...]:
@@ -171,9 +172,15 @@ def _terminating(pod: PodState) -> bool:
     return pod.status == "Terminating"
 
 
-def plan_restart(vcluster: VCluster, mode: RestartMode) -> tuple[RestartStep, ...]:
-    """Deployed etcd first, then the control plane; one pod per step when rolling."""
-    etcd = sorted(p.name for p in vcluster.etcd_pods if not _terminating(p))
+def plan_restart(vcluster: VCluster, mode: RestartMode, *, ca_change: bool) -> tuple[RestartStep, ...]:
+    """Deployed etcd first (only when the CA changes), then the control plane; one pod per step when
+    rolling.
+
+    A leaf renewal leaves deployed-etcd members running: they mount NAME-certs as a secret volume
+    (the kubelet replaces the files in place) and etcd loads its key pair on every handshake, so
+    restarting them only costs availability. Their trusted CA, though, is read once at start: a CA
+    change restarts them."""
+    etcd = sorted(p.name for p in vcluster.etcd_pods if not _terminating(p)) if ca_change else []
     control = sorted(p.name for p in vcluster.pods if not _terminating(p))
     if mode is RestartMode.TOGETHER:
         return (RestartStep("all", tuple(etcd + control)),) if etcd or control else ()
@@ -181,6 +188,49 @@ def plan_restart(vcluster: VCluster, mode: RestartMode) -> tuple[RestartStep, ..
         [RestartStep("etcd", (pod,)) for pod in etcd]
         + [RestartStep("control-plane", (pod,)) for pod in control]
     )
+
+
+def data_losses(vcluster: VCluster, steps: Sequence[RestartStep], *, ca_change: bool) -> tuple[str, ...]:
+    """Which of `steps` delete the virtual cluster's state, one sentence each (empty: none does).
+
+    The state lives in the control-plane pods (embedded database or embedded etcd) or in the
+    deployed-etcd pods; it is lost when a pod holding it is deleted with its emptyDir and no member
+    that keeps a copy survives the step: any deleted pod of an embedded database (each pod its own
+    file), or every member of an etcd cluster at once. Members restarted one at a time resync from
+    their peers — unless the CA changes: a member on the new CA cannot talk to peers on the old one."""
+    if vcluster.backing_store is BackingStore.DEPLOYED_ETCD:
+        holders, what, cluster = vcluster.etcd_pods, "deployed etcd", True
+    elif vcluster.backing_store is BackingStore.EMBEDDED_ETCD:
+        holders, what, cluster = vcluster.pods, "embedded etcd", True
+    elif vcluster.backing_store is BackingStore.EMBEDDED_DATABASE:
+        holders, what, cluster = vcluster.pods, "embedded database", False
+    else:
+        return ()  # external database or etcd: the pods hold no state
+    members = {p.name for p in holders if not _terminating(p)}
+    ephemeral = {p.name for p in holders if p.ephemeral and not _terminating(p)}
+    losses = []
+    for step in steps:
+        deleted = set(step.pods) & ephemeral
+        if not deleted or (cluster and not ca_change and members - deleted):
+            continue
+        pods = ", ".join(sorted(deleted))
+        whose = "every member of" if cluster and len(deleted) > 1 else "the"
+        losses.append(
+            f"deleting {pods} deletes {whose} {what} on an emptyDir: the virtual cluster's data is lost"
+        )
+    return tuple(losses)
+
+
+def keep_data_mode(vcluster: VCluster, mode: RestartMode, *, ca_change: bool) -> RestartMode:
+    """ROLLING instead of TOGETHER where restarting together would delete the state and one at a
+    time would not (members resync); else `mode`."""
+    def loses(candidate: RestartMode) -> bool:
+        steps = plan_restart(vcluster, candidate, ca_change=ca_change)
+        return bool(data_losses(vcluster, steps, ca_change=ca_change))
+
+    if mode is RestartMode.TOGETHER and loses(mode) and not loses(RestartMode.ROLLING):
+        return RestartMode.ROLLING
+    return mode
 
 
 def backup_name(vcluster: VCluster, now: datetime) -> str:

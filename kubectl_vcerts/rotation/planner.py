@@ -10,7 +10,14 @@ from dataclasses import replace
 from datetime import datetime
 
 from kubectl_vcerts import contract, timefmt
-from kubectl_vcerts.errors import ExitCode, NotReadyError, UnsupportedError, VcertsError
+from kubectl_vcerts.errors import (
+    DataLossError,
+    ExitCode,
+    NotReadyError,
+    UnsupportedError,
+    UsageError,
+    VcertsError,
+)
 from kubectl_vcerts.pki import EntryChange, ca_fingerprint, renew_leaves, rotate_ca
 from kubectl_vcerts.pki.renew import not_after_of
 from kubectl_vcerts.pki.sans import SanConfig, san_differences
@@ -98,7 +105,8 @@ def make_plan(
                 f"resume the interrupted {record.operation} started {_ts(record.started)} "
                 f"(phase {record.phase}, backup {record.backup})"
             )
-        return RotationPlan(
+        steps = planning.plan_restart(vcluster, mode, ca_change=record.ca_change)
+        return _guard_data(RotationPlan(
             operation=request.operation,
             vcluster=vcluster,
             source_resource_version=state.resource_version,
@@ -107,7 +115,7 @@ def make_plan(
             old_ca_fingerprint=current_fp,
             new_ca_fingerprint=current_fp or "",
             restart_mode=mode,
-            restart_steps=planning.plan_restart(vcluster, mode),
+            restart_steps=steps,
             # a rollback is always finished with a restart (see _stop_after_rollback)
             restart=request.restart or record.phase is Phase.ROLLBACK,
             # finishing a rollback keeps the CA of the state before the operation: no CA change
@@ -117,7 +125,7 @@ def make_plan(
             finish_interrupted_replicas=finish,
             source=record.source,
             notes=tuple(notes),
-        )
+        ), request, ca_change=record.ca_change)
     if record is not None and request.operation is not Operation.RESTORE:
         raise NotReadyError(
             f"{where} records an interrupted {record.operation} (started {_ts(record.started)}, "
@@ -158,7 +166,10 @@ def make_plan(
             new_data = SecretData(source_data)
     new_fp = ca_fingerprint(new_data)
     ca_change = new_fp != current_fp or request.operation is Operation.ROTATE_CA
-    mode = planning.choose_restart_mode(vcluster, ca_change=ca_change, resume=record)
+    mode = planning.keep_data_mode(
+        vcluster, planning.choose_restart_mode(vcluster, ca_change=ca_change, resume=record),
+        ca_change=ca_change)
+    _check_no_restart(vcluster, request, ca_change=ca_change)
     if record is not None:
         notes.append(f"replaces the interrupted {record.operation} (backup {record.backup})")
     else:
@@ -174,7 +185,7 @@ def make_plan(
         old_ca_fingerprint=current_fp,
         new_ca_fingerprint=new_fp,
         restart_mode=mode,
-        restart_steps=planning.plan_restart(vcluster, mode),
+        restart_steps=planning.plan_restart(vcluster, mode, ca_change=ca_change),
         restart=request.restart,
         ca_change=ca_change,
         new_data=new_data,
@@ -182,6 +193,7 @@ def make_plan(
         source=source,
         notes=tuple(notes),
     )
+    plan = _guard_data(plan, request, ca_change=ca_change)
     if ca_change and hooks:
         change_info = ca_change_of(plan, at=now)
         for hook in hooks:
@@ -189,6 +201,39 @@ def make_plan(
         lines = [line for hook in hooks for line in hook.describe(change_info)]
         plan = replace(plan, hook_lines=tuple(lines))
     return plan
+
+def _guard_data(plan: RotationPlan, request: OperationRequest, *, ca_change: bool) -> RotationPlan:
+    """Refuse a restart that deletes the virtual cluster's state, unless --allow-data-loss; with
+    --no-restart, say which restart the user must not do."""
+    losses = planning.data_losses(plan.vcluster, plan.restart_steps, ca_change=ca_change)
+    if not losses:
+        return plan
+    if not plan.restart:
+        note = ("restart these pods yourself only if the data may go: " + "; ".join(losses))
+        return replace(plan, notes=(*plan.notes, note))
+    if not request.allow_data_loss:
+        raise DataLossError(
+            f"vCluster {plan.vcluster.ref}: {losses[0]}",
+            hint="nothing was changed; enable persistence for the vCluster's state (a volume claim), or "
+            "pass --allow-data-loss if the virtual cluster may start empty",
+        )
+    return replace(plan, data_loss=losses)
+
+
+def _check_no_restart(vcluster: VCluster, request: OperationRequest, *, ca_change: bool) -> None:
+    """--no-restart with a CA change is refused where etcd members would turn on each other: the
+    kubelet replaces their certificate files in place within about a minute, etcd presents the new
+    CA's certificates at once, but keeps trusting the CA it read at start."""
+    if request.restart or not ca_change or not any(p.status != "Terminating" for p in vcluster.etcd_pods):
+        return
+    raise UsageError(
+        f"vCluster {vcluster.ref} runs deployed etcd ({len(vcluster.etcd_pods)} member(s)): --no-restart "
+        "with a CA change would leave them presenting new-CA certificates to peers and an API server "
+        "that trust only the old CA",
+        hint="run without --no-restart: etcd and the control plane are restarted together right after "
+        "the write",
+    )
+
 
 def _resumable(record: OperationRecord, request: OperationRequest) -> bool:
     if record.phase is Phase.ROLLBACK:

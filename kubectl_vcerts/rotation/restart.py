@@ -29,9 +29,13 @@ class Restarter:
         self.keep_alive = keep_alive
 
     def restart(
-        self, vcluster: VCluster, mode: RestartMode, deadline: datetime
+        self, vcluster: VCluster, mode: RestartMode, deadline: datetime, *, ca_change: bool,
+        keep_data: bool = True,
     ) -> tuple[tuple[str, ...], bool]:
-        """Delete the pods step by step and wait for replacements; (deleted pods, came back in time)."""
+        """Delete the pods step by step and wait for replacements; (deleted pods, came back in time).
+
+        Deployed etcd is restarted only with `ca_change`; with `keep_data`, pods whose state is on an
+        emptyDir are never all deleted at once where one at a time keeps it (planning.keep_data_mode)."""
         cp, etcd = self.pods.list_pods(vcluster)
         live = replace(vcluster, pods=cp, etcd_pods=etcd)
         if (
@@ -39,7 +43,9 @@ class Restarter:
             and planning.choose_restart_mode(live, ca_change=False, resume=None) is RestartMode.TOGETHER
         ):
             mode = RestartMode.TOGETHER  # something is already down: nothing to keep available
-        steps = planning.plan_restart(live, mode)
+        if keep_data:
+            mode = planning.keep_data_mode(live, mode, ca_change=ca_change)
+        steps = planning.plan_restart(live, mode, ca_change=ca_change)
         expected_cp = max(vcluster.replicas, 1)
         expected_etcd = len([p for p in etcd if p.status != "Terminating"])
         uids = {p.name: p.uid for p in cp + etcd}

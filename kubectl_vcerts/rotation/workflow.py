@@ -305,7 +305,9 @@ class Workflow:
         """Restart as the record says, wait, then read the secret back and judge what vCluster made of
         it: the CA must be the one written, and the PKI neither invalid nor (when renewed) expired."""
         deadline = self.clock.now() + request.timeout
-        restarted, ok = restarter.restart(vcluster, written.record.restart, deadline)
+        restarted, ok = restarter.restart(vcluster, written.record.restart, deadline,
+                                          ca_change=written.record.ca_change,
+                                          keep_data=not request.allow_data_loss)
         if not ok:
             return _Outcome(restarted=restarted, failure=f"the control plane of {vcluster.ref} was not "
                             f"Running and Ready within {human(request.timeout)}")
@@ -395,7 +397,7 @@ class Workflow:
         # done: from here a killed run leaves the backup written back with a `rollback` record, which the
         # next run only finishes (crash tests pause here with VCERTS_TEST_PAUSE_AFTER=rollback)
         self._emit("rollback", f"wrote {record.backup} back", done=True)
-        _restarted, back = self._finish_rollback(vcluster, request, restarter)
+        _restarted, back = self._finish_rollback(vcluster, rollback, request, restarter)
         self.writer.clear_record(vcluster)
         state = (
             "it is Running and Ready again"
@@ -409,9 +411,11 @@ class Workflow:
         )
 
     def _finish_rollback(
-        self, vcluster: VCluster, request: OperationRequest, restarter: Restarter
+        self, vcluster: VCluster, record: OperationRecord, request: OperationRequest, restarter: Restarter
     ) -> tuple[tuple[str, ...], bool]:
-        return restarter.restart(vcluster, RestartMode.TOGETHER, self.clock.now() + request.timeout)
+        # The backup has the CA from before the operation: etcd restarts exactly when that one changed it.
+        return restarter.restart(vcluster, RestartMode.TOGETHER, self.clock.now() + request.timeout,
+                                 ca_change=record.ca_change, keep_data=not request.allow_data_loss)
 
     def _stop_after_rollback(
         self, vcluster: VCluster, plan: RotationPlan, record: OperationRecord, request: OperationRequest,
@@ -421,7 +425,7 @@ class Workflow:
         operation: its plan was never shown to the user, so running it now would be a change nobody
         confirmed. The caller reports it (`stops_after_rollback`) and the CLI exits ROLLED_BACK."""
         self._emit("rollback", f"finishing the interrupted rollback to {record.backup}")
-        restarted, back = self._finish_rollback(vcluster, request, restarter)
+        restarted, back = self._finish_rollback(vcluster, record, request, restarter)
         if not back:
             raise OperationTimeoutError(
                 f"finished writing back {record.backup} but the control plane of {vcluster.ref} is not Ready "

@@ -87,7 +87,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     assert backups(kube_session, vc.namespace, vc.name) == [] and leases(kube_session, vc.namespace) == {}
 
 
-def test_an_ha_vcluster_with_deployed_etcd_rolls_etcd_first_and_stays_available(
+def test_an_ha_vcluster_with_deployed_etcd_rolls_the_control_plane_and_leaves_etcd_running(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any
 ) -> None:
     vc = make_vcluster(replicas=3, deployed_etcd=True)
@@ -117,12 +117,12 @@ def test_an_ha_vcluster_with_deployed_etcd_rolls_etcd_first_and_stays_available(
         for line in result.stderr.splitlines()
         if "deleted pod(s) " in line
     ]
-    etcd = [p for p in deleted if "-etcd-" in p]
-    assert deleted[: len(etcd)] == etcd and len(etcd) == 3  # deployed etcd first
-    assert deleted[len(etcd) :] == [f"{vc.name}-0", f"{vc.name}-1", f"{vc.name}-2"]  # one at a time
+    assert deleted == [f"{vc.name}-0", f"{vc.name}-1", f"{vc.name}-2"]  # one at a time, no etcd member
     assert lowest[0] >= 2, "more than one control-plane pod was down at once"
     after = snapshot(kube_session, vc.namespace, vc.name)
-    assert not set(after.pods.values()) & set(before.pods.values())
+    control = {p for p in before.pods if "-etcd-" not in p}
+    assert all(after.pods[p] != before.pods[p] for p in control)
+    assert all(after.pods[p] == before.pods[p] for p in set(before.pods) - control), "etcd was restarted"
 
 
 def test_expired_leaves_are_rotated_back_to_health(
@@ -244,12 +244,15 @@ def test_an_interrupted_vcluster_certs_rotate_is_finished_first_with_finish_inte
 def test_a_deployment_without_persistence_gets_new_pods_too(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any
 ) -> None:
-    vc = make_vcluster(persistence=False, replicas=2)
+    # the state is in deployed etcd: the control plane's emptyDir holds nothing that matters
+    vc = make_vcluster(persistence=False, replicas=2, deployed_etcd=True)
+    assert vc.kind == "Deployment"
     before = snapshot(kube_session, vc.namespace, vc.name)
     result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "90s")
     assert result.returncode == 0, result.stderr
     after = snapshot(kube_session, vc.namespace, vc.name)
-    assert len(after.pods) == 2 and not set(after.pods.values()) & set(before.pods.values())
+    control = {p: uid for p, uid in after.pods.items() if "-etcd-" not in p}
+    assert len(control) == 2 and not set(control.values()) & set(before.pods.values())
     assert all(pods_ready(kube_session, vc.namespace, vc.name).values())
     assert ca_fingerprint(after.data) == ca_fingerprint(before.data)
 

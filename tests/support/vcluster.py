@@ -9,11 +9,13 @@
   * Secret `NAME-certs`: the 29 keys made by the REAL kubeadm (tests.support.kubeadm_pki), labels
     app=vcluster + vcluster-name=NAME, type Opaque, owner reference to Service NAME (setOwner);
   * Secret `vc-NAME`: admin.conf with server https://localhost:8443 plus the split-out keys;
-  * the control plane: StatefulSet NAME with volumeClaimTemplates `data` (persistence) or Deployment
-    NAME with an emptyDir `data` volume; labels app=vcluster, release=NAME; container `syncer` with
+  * the control plane: StatefulSet NAME with volumeClaimTemplates `data` (persistence), else an
+    emptyDir `data` volume in a Deployment NAME (or the StatefulSet of embedded etcd); labels
+    app=vcluster, release=NAME; container `syncer` with
     image ghcr.io/loft-sh/vcluster-pro:<version>;
   * deployed etcd (variant): StatefulSet NAME-etcd (pods app=vcluster-etcd, release=NAME) mounting
-    NAME-certs at /run/config/pki, Services NAME-etcd and NAME-etcd-headless;
+    NAME-certs at /run/config/pki (a secret volume, as the chart does), `data` a claim template or an
+    emptyDir (`etcd_persistence=False`), Services NAME-etcd and NAME-etcd-headless;
   * one PersistentVolume per claim (pre-bound with claimRef), because nothing provisions volumes on
     the dev cluster and the scheduler does not place pods whose claims are unbound.
 Then it waits until the pods are Running and Ready — or, for `pod_running=False`, until kwok shows
@@ -63,6 +65,7 @@ class VClusterSpec:
     replicas: int = 1  # controlPlane.statefulSet.highAvailability.replicas (and of NAME-etcd)
     persistence: bool = True  # StatefulSet + volumeClaimTemplates; False → Deployment + emptyDir
     deployed_etcd: bool = False  # controlPlane.backingStore.etcd.deploy.enabled → StatefulSet NAME-etcd
+    etcd_persistence: bool = True  # NAME-etcd with volumeClaimTemplates `data`; False → emptyDir `data`
     private_nodes: bool = False  # privateNodes.enabled
     distro: str = "k8s"  # "k8s" or "k3s" (controlPlane.distro.<distro>.enabled)
     expired_leaves: bool = False  # every leaf and kubeconfig client cert ended a day ago
@@ -177,7 +180,9 @@ def vc_config(name: str, namespace: str, spec: VClusterSpec) -> dict[str, Any]:
                     "embedded": {"enabled": store == "embedded-etcd"},
                     "deploy": {"enabled": store == "deployed-etcd",
                                "statefulSet": {"enabled": store == "deployed-etcd",
-                                               "highAvailability": {"replicas": spec.replicas}}},
+                                               "highAvailability": {"replicas": spec.replicas},
+                                               "persistence": {"volumeClaim": {
+                                                   "enabled": spec.etcd_persistence}}}},
                     "external": {"enabled": False},
                 },
             },
@@ -262,7 +267,7 @@ def _pod_template(name: str, spec: VClusterSpec, config_hash: str) -> dict[str, 
         labels[WAITING_REASON_LABEL] = spec.waiting_reason
     volumes: list[dict[str, Any]] = [
         {"name": "vcluster-config", "secret": {"secretName": f"vc-config-{name}"}}]
-    if spec.kind == "Deployment":
+    if not spec.persistence:
         volumes.append({"name": "data", "emptyDir": {}})
     return {
         "metadata": {"labels": labels, "annotations": {"vClusterConfigHash": config_hash}},
@@ -301,7 +306,7 @@ def _workload(name: str, namespace: str, spec: VClusterSpec, config_hash: str) -
                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                 "updateStrategy": {"type": "RollingUpdate"},
                 "template": template,
-                "volumeClaimTemplates": [_claim_template()],
+                "volumeClaimTemplates": [_claim_template()] if spec.persistence else [],
             },
         }
     return {
@@ -341,10 +346,11 @@ def _etcd_statefulset(name: str, namespace: str, spec: VClusterSpec) -> dict[str
                         "volumeMounts": [{"name": "data", "mountPath": "/var/lib/etcd"},
                                          {"name": "certs", "mountPath": pki, "readOnly": True}],
                     }],
-                    "volumes": [{"name": "certs", "secret": {"secretName": f"{name}-certs"}}],
+                    "volumes": [{"name": "certs", "secret": {"secretName": f"{name}-certs"}}]
+                    + ([] if spec.etcd_persistence else [{"name": "data", "emptyDir": {}}]),
                 },
             },
-            "volumeClaimTemplates": [_claim_template()],
+            "volumeClaimTemplates": [_claim_template()] if spec.etcd_persistence else [],
         },
     }
 
@@ -446,9 +452,10 @@ def create_vcluster(
         core.create_namespaced_service(ns, _service(etcd, ns, etcd_labels, etcd_selector, etcd_ports))
         core.create_namespaced_service(ns, _service(f"{etcd}-headless", ns, etcd_labels, etcd_selector,
                                                     etcd_ports, headless=True))
-        volumes += _create_volumes(session, ns, etcd, spec.replicas)
+        if spec.etcd_persistence:
+            volumes += _create_volumes(session, ns, etcd, spec.replicas)
         apps.create_namespaced_stateful_set(ns, _etcd_statefulset(name, ns, spec))
-    if spec.kind == "StatefulSet":
+    if spec.kind == "StatefulSet" and spec.persistence:
         volumes += _create_volumes(session, ns, name, spec.replicas)
     workload = _workload(name, ns, spec, hashlib.sha256(config_text.encode()).hexdigest())
     if spec.kind == "StatefulSet":

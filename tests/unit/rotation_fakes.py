@@ -324,15 +324,24 @@ def make_vcluster(
     distro: Distro = Distro.K8S,
     restoring: bool = False,
     annotations: dict[str, str] | None = None,
+    ephemeral: bool = False,
+    etcd_ephemeral: bool = False,
+    backing_store: BackingStore | None = None,
 ) -> VCluster:
+    """`ephemeral`/`etcd_ephemeral`: the control-plane/etcd pods keep `data` on an emptyDir; the backing
+    store is deployed etcd with `etcd` pods, else the embedded database unless given."""
     pods = tuple(
-        PodState(name=f"vc-{i}", uid=f"uid-vc-{i}", status=status, ready=ready, phase="Running")
+        PodState(name=f"vc-{i}", uid=f"uid-vc-{i}", status=status, ready=ready, phase="Running",
+                 ephemeral=ephemeral)
         for i in range(replicas if not restoring else 0)
     )
     etcd_pods = tuple(
-        PodState(name=f"vc-etcd-{i}", uid=f"uid-etcd-{i}", status="Running", ready=True, phase="Running")
+        PodState(name=f"vc-etcd-{i}", uid=f"uid-etcd-{i}", status="Running", ready=True, phase="Running",
+                 ephemeral=etcd_ephemeral)
         for i in range(etcd)
     )
+    if backing_store is None:
+        backing_store = BackingStore.DEPLOYED_ETCD if etcd > 0 else BackingStore.EMBEDDED_DATABASE
     return VCluster(
         name="vc",
         namespace="team-a",
@@ -340,9 +349,9 @@ def make_vcluster(
         version="0.36.1",
         status="ScaledDown" if restoring else status,
         replicas=0 if restoring else replicas,
-        persistence=True,
+        persistence=not ephemeral,
         distro=distro,
-        backing_store=BackingStore.DEPLOYED_ETCD if etcd > 0 else BackingStore.EMBEDDED_DATABASE,
+        backing_store=backing_store,
         restoring=restoring,
         pods=pods,
         etcd_pods=etcd_pods,

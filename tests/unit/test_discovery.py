@@ -10,7 +10,7 @@ import pytest
 
 from kubectl_vcerts.errors import ForbiddenError, NotFoundError
 from kubectl_vcerts.kube.discovery import workload_record
-from kubectl_vcerts.kube.pods import pod_status
+from kubectl_vcerts.kube.pods import pod_state, pod_status
 from kubectl_vcerts.pki.sans import SanConfig
 from kubectl_vcerts.rotation.discovery import (
     assemble_vclusters,
@@ -532,3 +532,21 @@ def test_the_service_cidr_follows_vclusters_rule(yaml_text: str, cidr: str) -> N
 def test_a_standalone_control_plane_has_no_san_inputs() -> None:
     text = "controlPlane:\n  standalone:\n    enabled: true\n"
     assert find_vcluster(_san_reader(text), name="vc", namespace="a", service_cidr=True).san_config is None
+
+
+@pytest.mark.parametrize(
+    ("volumes", "ephemeral"),
+    [
+        pytest.param([{"name": "data", "emptyDir": {}}], True, id="the chart's data emptyDir"),
+        pytest.param([{"name": "data", "persistentVolumeClaim": {"claimName": "data-vc-0"}}], False,
+                     id="a claim template's volume"),
+        pytest.param([{"name": "tmp", "emptyDir": {}}], False, id="other emptyDirs hold no state"),
+        pytest.param([], False, id="no volumes"),
+    ],
+)
+def test_a_pod_keeps_its_state_on_an_emptydir_when_its_data_volume_is_one(
+    volumes: list[dict[str, Any]], ephemeral: bool
+) -> None:
+    listed = {"metadata": {"name": "vc-0", "uid": "u"}, "spec": {"volumes": volumes},
+              "status": {"phase": "Running"}}
+    assert pod_state(listed).ephemeral is ephemeral

@@ -12,7 +12,11 @@ import yaml
 from kubectl_vcerts.errors import NotFoundError
 from kubectl_vcerts.pki import rotate_ca
 from kubectl_vcerts.rotation import trust
+from kubectl_vcerts.rotation.model import BackingStore, VCluster
 from kubectl_vcerts.rotation.plan import (
+    RestartStep,
+    data_losses,
+    keep_data_mode,
     leaf_validity_ok,
     plan_restart,
     resolve_backup,
@@ -66,15 +70,72 @@ def test_an_unknown_backup_is_not_found_with_a_hint_to_list() -> None:
 
 
 def test_rolling_restarts_deployed_etcd_first_then_each_control_plane_pod() -> None:
-    steps = plan_restart(make_vcluster(replicas=2, etcd=2), RestartMode.ROLLING)
+    steps = plan_restart(make_vcluster(replicas=2, etcd=2), RestartMode.ROLLING, ca_change=True)
     assert [(s.group, s.pods) for s in steps] == [
         ("etcd", ("vc-etcd-0",)),
         ("etcd", ("vc-etcd-1",)),
         ("control-plane", ("vc-0",)),
         ("control-plane", ("vc-1",)),
     ]
-    together = plan_restart(make_vcluster(replicas=2, etcd=1), RestartMode.TOGETHER)
+    together = plan_restart(make_vcluster(replicas=2, etcd=1), RestartMode.TOGETHER, ca_change=True)
     assert [(s.group, s.pods) for s in together] == [("all", ("vc-etcd-0", "vc-0", "vc-1"))]
+
+
+def test_without_a_ca_change_deployed_etcd_is_not_restarted() -> None:
+    for mode in RestartMode:
+        steps = plan_restart(make_vcluster(replicas=2, etcd=3), mode, ca_change=False)
+        assert [p for s in steps for p in s.pods] == ["vc-0", "vc-1"]
+
+
+def together(vc: VCluster, *, ca_change: bool) -> tuple[RestartStep, ...]:
+    return plan_restart(vc, RestartMode.TOGETHER, ca_change=ca_change)
+
+
+def rolling(vc: VCluster, *, ca_change: bool) -> tuple[RestartStep, ...]:
+    return plan_restart(vc, RestartMode.ROLLING, ca_change=ca_change)
+
+
+EMBEDDED_ETCD = BackingStore.EMBEDDED_ETCD
+
+
+@pytest.mark.parametrize(
+    ("vc", "ca_change", "restart", "lost"),
+    [
+        pytest.param(make_vcluster(etcd=3, etcd_ephemeral=True), True, together, 1,
+                     id="deployed etcd on emptyDirs restarted together"),
+        pytest.param(make_vcluster(etcd=3, etcd_ephemeral=True), True, rolling, 3,
+                     id="deployed etcd members on a new CA cannot resync from the old one"),
+        pytest.param(make_vcluster(etcd=3, etcd_ephemeral=True), False, together, 0,
+                     id="a leaf renewal leaves deployed etcd running"),
+        pytest.param(make_vcluster(etcd=3), True, together, 0, id="deployed etcd on PVCs"),
+        pytest.param(make_vcluster(etcd=3, ephemeral=True), True, together, 0,
+                     id="a control plane on an emptyDir with deployed etcd holds no state"),
+        pytest.param(make_vcluster(ephemeral=True), False, rolling, 1,
+                     id="an embedded database goes with its pod"),
+        pytest.param(make_vcluster(replicas=3, ephemeral=True, backing_store=EMBEDDED_ETCD), False,
+                     rolling, 0, id="embedded etcd members restarted one at a time resync"),
+        pytest.param(make_vcluster(replicas=3, ephemeral=True, backing_store=EMBEDDED_ETCD), False,
+                     together, 1, id="embedded etcd members restarted together"),
+        pytest.param(make_vcluster(replicas=1, ephemeral=True, backing_store=EMBEDDED_ETCD), False,
+                     rolling, 1, id="a single embedded etcd member has no peer to resync from"),
+        pytest.param(make_vcluster(ephemeral=True, backing_store=BackingStore.EXTERNAL_DATABASE), True,
+                     together, 0, id="an external database"),
+    ],
+)
+def test_data_losses_name_each_restart_step_that_deletes_the_state(
+    vc: VCluster, ca_change: bool, restart: Any, lost: int
+) -> None:
+    losses = data_losses(vc, restart(vc, ca_change=ca_change), ca_change=ca_change)
+    assert len(losses) == lost
+    assert all("emptyDir" in loss and "data is lost" in loss for loss in losses)
+
+
+def test_keep_data_mode_rolls_etcd_members_that_can_resync_else_keeps_the_mode() -> None:
+    embedded = make_vcluster(replicas=3, ephemeral=True, backing_store=EMBEDDED_ETCD)
+    assert keep_data_mode(embedded, RestartMode.TOGETHER, ca_change=False) is RestartMode.ROLLING
+    assert keep_data_mode(embedded, RestartMode.TOGETHER, ca_change=True) is RestartMode.TOGETHER
+    assert keep_data_mode(make_vcluster(replicas=3), RestartMode.TOGETHER, ca_change=False) is (
+        RestartMode.TOGETHER)
 
 
 def test_leaf_validity_must_outlive_vclusters_90_day_renewal_window() -> None:

@@ -53,7 +53,7 @@ def test_the_dry_run_plan_names_changes_backup_ca_and_restart_order_but_no_key_m
     text = "\n".join(plan_lines(report.plan))
     assert "apiserver.crt" in text and "renewed" in text and "vc-certs-backup-" in text
     assert "CA:      kept (sha256:" in text
-    assert "vc-etcd-0 -> vc-0 -> vc-1" in text
+    assert "vc-0 -> vc-1" in text and "etcd:    members keep running" in text
     assert "PRIVATE KEY" not in text and "BEGIN" not in text
 
 
@@ -69,11 +69,8 @@ def test_the_json_report_has_the_documented_keys_and_no_key_material() -> None:
     doc = report_document(report)
     assert set(doc) == REPORT_KEYS
     assert doc["applied"] and not doc["dryRun"] and doc["operation"] == "rotate"
-    assert doc["restart"]["mode"] == "rolling" and doc["restart"]["restarted"] == [
-        "vc-etcd-0",
-        "vc-0",
-        "vc-1",
-    ]
+    assert doc["restart"]["mode"] == "rolling" and doc["restart"]["restarted"] == ["vc-0", "vc-1"]
+    assert doc["restart"]["dataLoss"] == []
     assert {c["key"] for c in doc["changes"]} >= {"apiserver.crt", "etcd-peer.crt"}
     text = json.dumps(doc)
     assert "PRIVATE KEY" not in text and "BEGIN" not in text

@@ -15,6 +15,7 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import (
     AbortedError,
     ConflictError,
+    DataLossError,
     InvalidInputError,
     InvalidPkiError,
     LockHeldError,
@@ -22,9 +23,10 @@ from kubectl_vcerts.errors import (
     OperationTimeoutError,
     RolledBackError,
     UnsupportedError,
+    UsageError,
 )
 from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
-from kubectl_vcerts.rotation.model import Distro, VCluster
+from kubectl_vcerts.rotation.model import BackingStore, Distro, VCluster
 from kubectl_vcerts.rotation.operation import OperationRequest, stops_after_rollback
 from kubectl_vcerts.rotation.plan import RotationPlan, resolve_backup
 from kubectl_vcerts.rotation.ports import CaChange, ProgressEvent
@@ -114,15 +116,78 @@ def test_rotate_renews_leaves_keeps_the_ca_backs_up_restarts_and_cleans_up() -> 
     )
 
 
-def test_an_ha_vcluster_with_deployed_etcd_rolls_etcd_first_one_pod_at_a_time() -> None:
+def test_a_leaf_rotation_rolls_the_control_plane_and_leaves_deployed_etcd_running() -> None:
     cluster = cluster_for(make_vcluster(replicas=3, etcd=3), ready_after=2)
     wf, _clock = workflow(cluster)
     report = wf.run(cluster.vcluster, request())
     deletes = [e.split(":", 1)[1] for e in cluster.events if e.startswith("delete:")]
-    assert deletes == ["vc-etcd-0", "vc-etcd-1", "vc-etcd-2", "vc-0", "vc-1", "vc-2"]
+    assert deletes == ["vc-0", "vc-1", "vc-2"], "etcd loads a renewed key pair at each handshake"
     assert report.plan.restart_mode is RestartMode.ROLLING
     assert cluster.max_control_plane_down == 1
-    assert all(uid.endswith("-new") for uid in cluster.pod_uids().values())
+    uids = cluster.pod_uids()
+    assert all(uids[f"vc-{i}"].endswith("-new") and uids[f"vc-etcd-{i}"] == f"uid-etcd-{i}" for i in range(3))
+
+
+def test_a_leaf_rotation_of_etcd_on_an_emptydir_is_not_refused_its_members_keep_running() -> None:
+    cluster = cluster_for(make_vcluster(etcd=1, etcd_ephemeral=True, ephemeral=True))
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request())
+    assert report.plan.data_loss == () and cluster.pod_uids()["vc-etcd-0"] == "uid-etcd-0"
+
+
+@pytest.mark.parametrize(
+    ("operation", "vcluster"),
+    [
+        pytest.param(Operation.ROTATE_CA, make_vcluster(replicas=3, etcd=3, etcd_ephemeral=True),
+                     id="a CA change restarts every deployed-etcd member on an emptyDir together"),
+        pytest.param(Operation.ROTATE, make_vcluster(ephemeral=True),
+                     id="an embedded database on an emptyDir is lost with its one pod"),
+        pytest.param(Operation.ROTATE_CA, make_vcluster(replicas=3, ephemeral=True,
+                                                        backing_store=BackingStore.EMBEDDED_ETCD),
+                     id="a CA change restarts every embedded-etcd member on an emptyDir together"),
+    ],
+)
+def test_a_restart_that_deletes_the_data_is_refused_unless_allowed(operation: Operation,
+                                                                   vcluster: VCluster) -> None:
+    cluster = cluster_for(vcluster)
+    original, rv = cluster.snapshot(), cluster.resource_version
+    wf, _clock = workflow(cluster)
+    with pytest.raises(DataLossError) as info:
+        wf.run(vcluster, request(operation))
+    assert "emptyDir" in info.value.message and "--allow-data-loss" in info.value.hint
+    assert cluster.data == original and cluster.resource_version == rv
+    assert not cluster.backups and cluster.leases == {} and "write" not in cluster.events
+    dry = wf.run(vcluster, request(operation, dry_run=True, allow_data_loss=True))
+    assert dry.plan.data_loss and "write" not in cluster.events
+    report = wf.run(vcluster, request(operation, allow_data_loss=True))
+    assert report.applied and report.plan.data_loss == dry.plan.data_loss
+
+
+def test_no_restart_is_not_refused_for_data_loss_but_says_which_restart_deletes_it() -> None:
+    cluster = cluster_for(make_vcluster(ephemeral=True))
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request(restart=False))
+    assert report.applied and any("emptyDir" in note for note in report.plan.notes)
+
+
+def test_embedded_etcd_on_an_emptydir_is_rolled_even_when_a_pod_is_down_so_members_resync() -> None:
+    vc = make_vcluster(replicas=3, ephemeral=True, backing_store=BackingStore.EMBEDDED_ETCD)
+    down = replace(vc, pods=(replace(vc.pods[0], ready=False), *vc.pods[1:]))
+    cluster = cluster_for(down, ready_after=1)
+    wf, _clock = workflow(cluster)
+    report = wf.run(down, request())
+    assert report.plan.restart_mode is RestartMode.ROLLING and report.plan.data_loss == ()
+    assert cluster.max_control_plane_down == 1
+
+
+def test_no_restart_with_a_ca_change_and_deployed_etcd_is_refused_and_changes_nothing() -> None:
+    cluster = cluster_for(make_vcluster(etcd=1))
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    with pytest.raises(UsageError) as info:
+        wf.run(cluster.vcluster, request(Operation.ROTATE_CA, restart=False))
+    assert "deployed etcd" in info.value.message and "without --no-restart" in info.value.hint
+    assert cluster.data == original and not cluster.backups
 
 
 def test_a_degraded_control_plane_is_restarted_all_together() -> None:
@@ -138,7 +203,7 @@ def test_no_restart_writes_and_names_the_pods_to_restart() -> None:
     wf, _clock = workflow(cluster)
     report = wf.run(cluster.vcluster, request(restart=False))
     assert not [e for e in cluster.events if e.startswith("delete:")]
-    assert set(report.pending_restart) == {"vc-0", "vc-1", "vc-etcd-0"}
+    assert set(report.pending_restart) == {"vc-0", "vc-1"}
     assert contract.OPERATION_ANNOTATION not in cluster.annotations
 
 
@@ -195,7 +260,7 @@ def test_dry_run_plans_and_changes_nothing() -> None:
     assert cluster.events == [] and cluster.resource_version == rv
     assert {c.secret_key for c in report.plan.changes} >= {"apiserver.crt", "etcd-peer.crt"}
     assert all(c.new_not_after is not None for c in report.plan.changes if c.secret_key.endswith(".crt"))
-    assert [s.pods for s in report.plan.restart_steps] == [("vc-etcd-0",), ("vc-0",), ("vc-1",), ("vc-2",)]
+    assert [s.pods for s in report.plan.restart_steps] == [("vc-0",), ("vc-1",), ("vc-2",)]
     assert report.plan.backup_name.startswith("vc-certs-backup-")
 
 
@@ -426,7 +491,9 @@ def test_a_run_killed_after_any_step_converges_when_run_again(step: str) -> None
     assert inspect_pki(cluster.data, now=clock2.now()).worst is Status.OK
     assert contract.OPERATION_ANNOTATION not in cluster.annotations and cluster.leases == {}
     assert any(b.data == original for b in cluster.backups.values())  # nothing lost
-    assert all(uid.endswith("-new") for uid in cluster.pod_uids().values())
+    uids = cluster.pod_uids()
+    assert uids.pop("vc-etcd-0") == "uid-etcd-0", "a leaf renewal leaves deployed etcd running"
+    assert all(uid.endswith("-new") for uid in uids.values())
     if step in ("write", "restart", "wait"):
         assert report.plan.resume is not None  # finished the recorded run instead of a second rotation
         assert len(cluster.backups) == 1
@@ -491,8 +558,11 @@ def test_a_run_killed_during_its_rollback_is_finished_and_no_new_operation_is_ru
     assert set(cluster.backups) == backups_before  # no backup: no operation was started
     assert cluster.events.count("write") == writes_before + 1  # only the operation record was removed
     assert contract.OPERATION_ANNOTATION not in cluster.annotations and cluster.leases == {}
-    assert all(uid.endswith("-new") for uid in cluster.pod_uids().values())
-    assert sorted(report.restarted) == ["vc-0", "vc-1", "vc-etcd-0"]
+    # etcd restarts only where the CA the rollback puts back differs from the one it replaces
+    etcd = ["vc-etcd-0"] if interrupted is Operation.ROTATE_CA else []
+    assert sorted(report.restarted) == ["vc-0", "vc-1", *etcd]
+    restarted = {name for name, uid in cluster.pod_uids().items() if uid.endswith("-new")}
+    assert restarted == {"vc-0", "vc-1", *etcd}
 
     wf3, clock3 = workflow(cluster)
     clock3.t += timedelta(seconds=30)
