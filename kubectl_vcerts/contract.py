@@ -2,10 +2,12 @@
 
 Anything another program reads or writes (annotation and label keys, secret names, API groups) is
 spelled here once. Sources for the vCluster names: loft-sh/vcluster (see the README's references).
-Imports nothing.
+Imports nothing but the standard library.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 # --- vCluster (host cluster) --------------------------------------------------------------------
 VCLUSTER_APP_LABEL = "app"
@@ -44,9 +46,20 @@ def etcd_statefulset_name(vcluster: str) -> str:
     return f"{vcluster}-etcd"
 
 
+def safe_concat_name(*parts: str) -> str:
+    """vCluster's translate.SafeConcatName: the parts joined by "-"; past 63 characters, the first 52,
+    "-" and 10 hex digits of the SHA-256 of the whole, with ".-" made "-"."""
+    full = "-".join(parts)
+    if len(full.encode()) <= 63:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:10]
+    return (full.encode()[:52].decode(errors="ignore") + "-" + digest).replace(".-", "-")
+
+
 def vcluster_rotation_lease_name(vcluster: str) -> str:
-    """vCluster's own runtime cert-watcher Lease (translate.SafeConcatName, unhashed form)."""
-    return f"vcluster-{vcluster}-cert-rotation"
+    """vCluster's own cert-watcher Lease (pkg/certs/watcher.go), named the way it names it: the
+    watcher only takes it with HA (highAvailability.replicas > 1)."""
+    return safe_concat_name("vcluster", vcluster, "cert-rotation")
 
 
 # --- kubectl vcerts (host cluster) --------------------------------------------------------------

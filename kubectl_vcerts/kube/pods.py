@@ -1,5 +1,5 @@
-"""Pods of a vCluster: the one pod-status algorithm (kubectl's printer column, which vCluster's own
-status copies), pods listed as `PodState`, deleted uid-guarded."""
+"""Pods of a vCluster: the one pod-status algorithm (vCluster's copy of kubectl's printer column),
+pods listed as `PodState`, deleted uid-guarded."""
 
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ def _condition_true(status: Mapping[str, Any], kind: str) -> bool:
 
 
 def pod_status(pod: Mapping[str, Any]) -> str:
-    """The STATUS column of `kubectl get pods` (kubectl's printPod, which vCluster's GetPodStatus copies):
-    phase or status.reason; an init container's failure (`Init:…`); the last non-empty waiting or
-    terminated reason of the containers; `Terminating` while deleted (`Unknown` when the node was lost)."""
+    """vCluster's pod status (pkg/cli/find `GetPodStatus`, its copy of an older kubectl printer), which
+    `vcluster list` shows and its IsRunning() reads: phase or status.reason; the first init container
+    not done (`Init:…`, a running native sidecar included: `Init:i/n`); else the last non-empty waiting
+    or terminated reason of the containers (`Completed` next to a ready running one is `Running`);
+    `Terminating` once deleted (`Unknown` when the node was lost). Waits for pods use readiness, not
+    this string."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -32,15 +35,12 @@ def pod_status(pod: Mapping[str, Any]) -> str:
     if status.get("reason"):
         reason = status["reason"]
     init_specs = spec.get("initContainers") or ()
-    sidecars = {c.get("name") for c in init_specs if c.get("restartPolicy") == "Always"}
     initializing = False
     for index, container in enumerate(status.get("initContainerStatuses") or ()):
         state = container.get("state") or {}
         terminated, waiting = state.get("terminated"), state.get("waiting")
         if terminated is not None and _int(terminated.get("exitCode")) == 0:
             continue
-        if container.get("name") in sidecars and container.get("started"):
-            continue  # a started sidecar does not hold initialisation up
         if terminated is not None:
             if terminated.get("reason"):
                 reason = "Init:" + terminated["reason"]
@@ -54,7 +54,7 @@ def pod_status(pod: Mapping[str, Any]) -> str:
             reason = f"Init:{index}/{len(init_specs)}"
         initializing = True
         break
-    if not initializing or _condition_true(status, "Initialized"):
+    if not initializing:
         has_running = False
         for container in reversed(status.get("containerStatuses") or ()):
             state = container.get("state") or {}
@@ -69,12 +69,9 @@ def pod_status(pod: Mapping[str, Any]) -> str:
             elif container.get("ready") and state.get("running") is not None:
                 has_running = True
         if reason == "Completed" and has_running:
-            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
+            reason = "Running"
     if meta.get("deletionTimestamp"):
-        if status.get("reason") == "NodeLost":
-            reason = "Unknown"
-        elif status.get("phase") not in ("Succeeded", "Failed"):
-            reason = "Terminating"
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
     return reason
 
 

@@ -146,8 +146,8 @@ def vcluster_status(workload: WorkloadRecord, config: SecretObject | None, pods:
     if (workload.annotations.get(contract.PAUSED_ANNOTATION) == "true"
             or workload.labels.get(contract.SLEEP_MODE_LABEL) == "true"):
         return STATUS_PAUSED
-    if config is not None and config.annotations.get(contract.SLEEP_TYPE_ANNOTATION):
-        return STATUS_SLEEPING
+    if config is not None and contract.SLEEP_TYPE_ANNOTATION in config.annotations:
+        return STATUS_SLEEPING  # present, whatever its value (find.go checks `_, ok :=`)
     status = ""
     for pod in pods:
         status = pod.status

@@ -202,6 +202,7 @@ def make_plan(
         plan = replace(plan, hook_lines=tuple(lines))
     return plan
 
+
 def _guard_data(plan: RotationPlan, request: OperationRequest, *, ca_change: bool) -> RotationPlan:
     """Refuse a restart that deletes the virtual cluster's state, unless --allow-data-loss; with
     --no-restart, say which restart the user must not do."""

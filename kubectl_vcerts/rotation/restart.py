@@ -87,7 +87,9 @@ class Restarter:
         cp, etcd = self.pods.list_pods(vcluster)
 
         def count(pods: tuple[PodState, ...]) -> int:
-            return len([p for p in pods if p.uid not in deleted and p.ready and p.status == "Running"])
+            # readiness, not vCluster's status string (a native sidecar shows `Init:i/n` there for good)
+            return len([p for p in pods if p.uid not in deleted and p.ready and p.phase == "Running"
+                        and p.status != "Terminating"])
 
         ready_cp, ready_etcd = count(cp), count(etcd)
         message = f"{ready_cp}/{expected_cp} control-plane pod(s) Ready"

@@ -21,7 +21,7 @@ from kubectl_vcerts.rotation.model import VCluster
 @dataclass(frozen=True)
 class Unrestarted:
     written_at: datetime
-    pods: tuple[str, ...]  # control-plane and deployed-etcd pods that started before it
+    pods: tuple[str, ...]  # control-plane pods that started before it
 
     def message(self, vcluster: VCluster) -> str:
         return (
@@ -38,13 +38,15 @@ def _written_at(annotations: Mapping[str, str]) -> datetime | None:
 
 
 def unrestarted(vcluster: VCluster, annotations: Mapping[str, str]) -> Unrestarted | None:
-    """The pods that started before our last write of NAME-certs (`annotations` are its own), or None.
-    Pods without a start time and terminating ones are left out: they decide nothing."""
+    """The control-plane pods that started before our last write of NAME-certs (`annotations` are its
+    own), or None. Pods without a start time and terminating ones are left out: they decide nothing.
+    Deployed-etcd pods are left out too: they read the secret volume, which the kubelet keeps current,
+    and a CA change (the one thing etcd needs a restart for) always restarts them or is refused."""
     when = _written_at(annotations)
     if when is None:
         return None
     pods = tuple(
-        p.name for p in (*vcluster.etcd_pods, *vcluster.pods)
+        p.name for p in vcluster.pods
         if p.started is not None and p.started < when and p.status != "Terminating"
     )
     return Unrestarted(written_at=when, pods=pods) if pods else None

@@ -42,6 +42,8 @@ def test_deployed_etcd_on_an_emptydir_refuses_a_ca_change_but_rotates_leaves_wit
     assert etcd_uids(after.pods) == etcd_uids(before.pods), "a leaf rotation restarted etcd"
     assert after.pods[f"{name}-0"] != before.pods[f"{name}-0"]
     assert json.loads(leaf.stdout)["restart"]["dataLoss"] == []
+    checked = run_cli(config, ns, "check", name, "-o", "json")
+    assert json.loads(checked.stdout)["notRestarted"] is None, "etcd members need no restart for leaves"
 
     allowed = run_cli(config, ns, "rotate-ca", name, "--yes", "--allow-data-loss", "--timeout", "90s",
                       "-o", "json")

@@ -213,6 +213,15 @@ def test_persistence_follows_vclusters_uses_pvc(
             id="a sleep type on vc-config is Sleeping",
         ),
         pytest.param(
+            {},
+            {},
+            {"sleepmode.loft.sh/sleep-type": ""},
+            [pod("vc-0")],
+            1,
+            "Sleeping (workloads only)",
+            id="an empty sleep type counts: vCluster checks that the annotation is present",
+        ),
+        pytest.param(
             {"loft.sh/restoring": "true"},
             {},
             {},
@@ -339,8 +348,17 @@ RUNNING = {"name": "syncer", "ready": True, "state": {"running": {}}}
         ),
         pytest.param(
             _pod(containers=[{"name": "a", "state": {"terminated": {"reason": "Completed"}}}, RUNNING]),
-            "NotReady",
-            id="completed next to a running container without Ready is NotReady",
+            "Running",
+            id="completed next to a running container is Running without the Ready condition too",
+        ),
+        pytest.param(
+            _pod(phase="Running", containers=[RUNNING], conditions={"Ready": "True"},
+                 init=[{"name": "i0", "started": True, "state": {"running": {}}}], init_specs=1),
+            "Init:0/1",
+            id="a running native sidecar is Init:0/1 (vCluster's copy predates sidecars)",
+        ),
+        pytest.param(
+            _pod(phase="Succeeded", deleted=True), "Terminating", id="a deleted finished pod is Terminating",
         ),
         pytest.param(
             _pod(
@@ -387,7 +405,7 @@ RUNNING = {"name": "syncer", "ready": True, "state": {"running": {}}}
         pytest.param(_pod(phase="Failed", reason="Evicted"), "Evicted", id="a pod reason replaces the phase"),
     ],
 )
-def test_pod_status_is_kubectls_printer_column(pod_json: dict[str, Any], status: str) -> None:
+def test_pod_status_is_vclusters_get_pod_status(pod_json: dict[str, Any], status: str) -> None:
     assert pod_status(pod_json) == status
 
 

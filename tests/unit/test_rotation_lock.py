@@ -145,3 +145,23 @@ def test_an_unreadable_operation_record_is_reported_not_guessed() -> None:
     with pytest.raises(InvalidPkiError) as info:
         read_record({contract.OPERATION_ANNOTATION: "{not json"}, where="secret team-a/vc-certs")
     assert "team-a/vc-certs" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("vcluster", "lease"),
+    [
+        # vectors computed with vCluster's algorithm (translate.SafeConcatName) in Go
+        pytest.param("vc", "vcluster-vc-cert-rotation", id="short"),
+        pytest.param("a-name-of-exactly-forty-characters-long",
+                     "vcluster-a-name-of-exactly-forty-characters-long-cert-rotation", id="62: kept"),
+        pytest.param("a-name-of-exactly-forty-one-characters-lo",
+                     "vcluster-a-name-of-exactly-forty-one-characters-lo-c-b4868fc065", id="64: hashed"),
+        pytest.param("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbb",
+                     "vcluster-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-ee3655c232", id="'.-' made '-'"),
+    ],
+)
+def test_vclusters_cert_rotation_lease_is_named_by_its_safe_concat_name_rule(
+    vcluster: str, lease: str
+) -> None:
+    assert contract.vcluster_rotation_lease_name(vcluster) == lease
+    assert len(lease) <= 63
