@@ -26,6 +26,9 @@ MIGRATED_FROM_K3S_ANNOTATION = "vcluster.loft.sh/migrated-from-k3s"
 SLEEP_TYPE_ANNOTATION = "sleepmode.loft.sh/sleep-type"  # on vc-config-NAME: "Sleeping (workloads only)"
 SERVICE_CIDR_ANNOTATION = "vcluster.loft.sh/service-cidr"  # on the Service NAME: the detected CIDR
 STORE_ANNOTATION = "vcluster.loft.sh/store"  # on vc-config-NAME: backing-store type
+# pod-template annotation vCluster's cert watcher sets to roll the workload out (pkg/certs/watcher.go):
+# the plugin rolls a Deployment out with the same key, so the template carries one such annotation
+CERT_ROTATION_AT_ANNOTATION = "vcluster.loft.sh/cert-rotation-at"
 CONFIG_SECRET_KEY = "config.yaml"  # noqa: S105 - the one key of vc-config-NAME, not a secret
 VCLUSTER_CERTS_SELECTOR = "app=vcluster"  # NAME-certs (>= v0.24), vc-NAME and vc-config-NAME carry it
 

@@ -23,7 +23,8 @@ class ExitCode(IntEnum):
     CHECK_EXPIRED = 4  # something is expired, not yet valid, invalid or missing
     NOT_FOUND = 10  # vCluster, secret, backup or other object not found
     UNSUPPORTED = 11  # distro, version or layout we refuse to touch
-    NOT_READY = 12  # control plane not Running (use --force) or interrupted operation pending
+    NOT_READY = 12  # control plane not Running (use --force), interrupted operation pending, or
+    # a restart would roll out a template change staged under OnDelete
     INVALID_PKI = 13  # NAME-certs corrupt or incomplete
     INVALID_INPUT = 14  # a file or value supplied by the user is unusable (e.g. a BYO CA)
     CONFLICT = 15  # someone else changed the object, or holds the lock

@@ -65,6 +65,15 @@ AllowDataLossOption = Annotated[
 ]
 
 
+RollOutStagedOption = Annotated[
+    bool,
+    typer.Option(
+        "--roll-out-staged",
+        help="Restart even where that rolls out a pod-template change staged under updateStrategy OnDelete.",
+    ),
+]
+
+
 NoRollbackOption = Annotated[
     bool,
     typer.Option(
@@ -208,6 +217,7 @@ def operation_request(
     finish_interrupted: bool,
     keep_backups: int = 10,
     allow_data_loss: bool = False,
+    roll_out_staged: bool = False,
     **extra: Any,
 ) -> OperationRequest:
     """The request every mutating command builds from its shared options (plus command-specific fields)."""
@@ -226,6 +236,7 @@ def operation_request(
         lock_seconds=lock_seconds(),
         keep_backups=keep_backups,
         allow_data_loss=allow_data_loss,
+        roll_out_staged=roll_out_staged,
         **extra,
     )
 
@@ -235,7 +246,7 @@ def find(deps: Deps, name: str) -> VCluster:
     from kubectl_vcerts.rotation.discovery import find_vcluster
 
     session = deps.session()
-    return find_vcluster(KubeReader(session), name=name, namespace=session.namespace, service_cidr=True)
+    return find_vcluster(KubeReader(session), name=name, namespace=session.namespace, for_rotation=True)
 
 
 def run_operation(

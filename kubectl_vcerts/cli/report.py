@@ -89,8 +89,17 @@ def plan_lines(plan: RotationPlan) -> list[str]:
             f"  restart: none (--no-restart); restart yourself: {', '.join(plan.restart_pods) or '-'}"
         )
     elif plan.restart_mode == "rolling":
-        order = " -> ".join(p for step in plan.restart_steps for p in step.pods)
-        lines.append(f"  restart: one pod at a time, each Ready before the next: {order or '-'}")
+        order = " -> ".join(p for step in plan.restart_steps if not step.rollout for p in step.pods)
+        if order:
+            lines.append(f"  restart: one pod at a time, each Ready before the next: {order}")
+        for step in (s for s in plan.restart_steps if s.rollout):
+            lines.append(
+                f"  restart: rolling update of Deployment {vc.name} (pod-template annotation "
+                f"{contract.CERT_ROTATION_AT_ANNOTATION}): new pod(s) Ready before {', '.join(step.pods)} "
+                "stop"
+            )
+        if not plan.restart_steps:
+            lines.append("  restart: one pod at a time, each Ready before the next: -")
     else:
         lines.append(f"  restart: all together: {', '.join(plan.restart_pods) or '(pods that come up)'}")
     if vc.etcd_pods and not plan.ca_change:

@@ -23,7 +23,7 @@ from kubectl_vcerts.kube.client import KubeSession, KubeTarget
 from kubectl_vcerts.kube.pods import pod_state
 from kubectl_vcerts.kube.rest import RestClient, open_rest
 from kubectl_vcerts.kube.translate import Target, api_call
-from kubectl_vcerts.rotation.model import WorkloadKind
+from kubectl_vcerts.rotation.model import Rollout, WorkloadKind
 from kubectl_vcerts.rotation.records import ListedPod, SecretObject, WorkloadRecord
 
 
@@ -56,6 +56,18 @@ def workload_record(kind: WorkloadKind, obj: Mapping[str, Any]) -> WorkloadRecor
                               for t in spec.get("volumeClaimTemplates") or ()),
         pvc_volumes=tuple(v.get("name", "") for v in pod_spec.get("volumes") or ()
                           if v.get("persistentVolumeClaim") is not None),
+        rollout=rollout_of(kind, obj),
+    )
+
+
+def rollout_of(kind: WorkloadKind, obj: Mapping[str, Any]) -> Rollout:
+    """How the workload's controller replaces pods (the API's defaults where a field is unset)."""
+    spec = obj.get("spec") or {}
+    strategy = spec.get("updateStrategy" if kind is WorkloadKind.STATEFULSET else "strategy") or {}
+    return Rollout(
+        strategy=str(strategy.get("type") or "RollingUpdate"),
+        paused=kind is WorkloadKind.DEPLOYMENT and spec.get("paused") is True,
+        update_revision=str((obj.get("status") or {}).get("updateRevision") or ""),
     )
 
 
@@ -129,6 +141,14 @@ class JsonReader:
         return [secrets.secret_from_json(item)
                 for item in self._list("/api/v1", "secrets", "secrets", namespace, selector)]
 
+    def read_rollout(self, *, namespace: str, name: str) -> Rollout | None:
+        try:
+            body = self._get(Read("/apis/apps/v1", "statefulsets", namespace, name=name),
+                             Target("get", "statefulsets.apps", name, namespace))
+        except NotFoundError:
+            return None
+        return rollout_of(WorkloadKind.STATEFULSET, body)
+
     def read_service_annotations(self, *, namespace: str, name: str) -> dict[str, str] | None:
         try:
             body = self._get(Read("/api/v1", "services", namespace, name=name),
@@ -146,7 +166,8 @@ _METHODS: dict[tuple[str, str], tuple[str, str, str, str | None]] = {
     ("/api/v1", "secrets"): ("core", "list_namespaced_secret", "list_secret_for_all_namespaces",
                              "read_namespaced_secret"),
     ("/apis/apps/v1", "statefulsets"): ("apps", "list_namespaced_stateful_set",
-                                        "list_stateful_set_for_all_namespaces", None),
+                                        "list_stateful_set_for_all_namespaces",
+                                        "read_namespaced_stateful_set"),
     ("/apis/apps/v1", "deployments"): ("apps", "list_namespaced_deployment",
                                        "list_deployment_for_all_namespaces", None),
 }

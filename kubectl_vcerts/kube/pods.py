@@ -12,6 +12,8 @@ from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
 from kubectl_vcerts.rotation.model import PodState
 
+REVISION_LABEL = "controller-revision-hash"  # set by the StatefulSet controller on every pod it makes
+
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int) else 0
@@ -90,6 +92,7 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         phase=status.get("phase") or "Unknown",
         started=timefmt.parse_rfc3339(str(status.get("startTime") or meta.get("creationTimestamp") or "")),
         ephemeral=_data_on_emptydir(pod.get("spec") or {}),
+        revision=str((meta.get("labels") or {}).get(REVISION_LABEL, "")),
     )
 
 

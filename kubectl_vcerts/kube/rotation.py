@@ -153,6 +153,9 @@ class KubeRotationPorts:
     def delete_pod(self, namespace: str, name: str, *, uid: str) -> None:
         pods.delete_pod(self.session, namespace=namespace, name=name, uid=uid)
 
+    def roll_out(self, vcluster: VCluster, *, at: datetime) -> None:
+        workloads.roll_out(self.session, vcluster, at=at)
+
     # WorkloadPort
     def refresh(self, vcluster: VCluster) -> VCluster:
         return self._refresh(vcluster)

@@ -179,6 +179,7 @@ def assemble_vcluster(workload: WorkloadRecord, *, config: SecretObject | None, 
         pods=tuple(pods),
         etcd_pods=tuple(etcd_pods),
         annotations=dict(workload.annotations),
+        rollout=workload.rollout,
         san_config=san_config,
     )
 
@@ -258,11 +259,12 @@ def not_found(reader: VClusterReader, *, name: str, namespace: str) -> NotFoundE
 
 
 def find_vcluster(
-    reader: VClusterReader, *, name: str, namespace: str, service_cidr: bool = False
+    reader: VClusterReader, *, name: str, namespace: str, for_rotation: bool = False
 ) -> VCluster:
-    """The vCluster `name` in `namespace` (reads only that vCluster's objects). With `service_cidr`
-    (planning a rotation: the SANs vCluster would issue) the Service's detected CIDR is read too
-    when vc-config does not fix one; `check` does without that request.
+    """The vCluster `name` in `namespace` (reads only that vCluster's objects). `for_rotation` (planning
+    a rotation) also reads what only a rotation needs: the Service's detected CIDR when vc-config does
+    not fix one (the SANs vCluster would issue) and, with deployed etcd, how NAME-etcd replaces pods
+    (a restart must not roll out a change staged under OnDelete); `check` does without those requests.
 
     Raises NotFoundError (listing namespaces where a vCluster of that name exists), ForbiddenError,
     UnreachableError. Works whatever the vCluster's state (crash-looping, scaled down, paused).
@@ -278,7 +280,10 @@ def find_vcluster(
     etcd_pods = reader.list_pods(namespace=namespace, selector=f"{ETCD_SELECTOR},{release_selector}")
     vcluster = assemble_vcluster(workload, config=config, pods=[p.state for p in pods],
                                  etcd_pods=[p.state for p in etcd_pods])
-    if service_cidr and vcluster.san_config is not None and vcluster.san_config.service_cidr is None:
+    if for_rotation and etcd_pods:
+        rollout = reader.read_rollout(namespace=namespace, name=contract.etcd_statefulset_name(name))
+        vcluster = replace(vcluster, etcd_rollout=rollout)
+    if for_rotation and vcluster.san_config is not None and vcluster.san_config.service_cidr is None:
         annotations = reader.read_service_annotations(namespace=namespace, name=name) or {}
         cidr = annotations.get(contract.SERVICE_CIDR_ANNOTATION)
         if cidr:

@@ -42,6 +42,18 @@ class PodState:
     # its `data` volume (the chart's name for /data and /var/lib/etcd) is an emptyDir: deleting the
     # pod deletes what it stores there
     ephemeral: bool = field(default=False, compare=False)
+    # the StatefulSet revision it was made from (label controller-revision-hash; "" for other pods)
+    revision: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How a workload's controller replaces pods: what decides between a template rollout and
+    deleting pods, and whether deleting one would apply a template change staged under OnDelete."""
+
+    strategy: str = "RollingUpdate"  # StatefulSet updateStrategy.type / Deployment strategy.type
+    paused: bool = False  # Deployment spec.paused: template changes are not rolled out
+    update_revision: str = ""  # StatefulSet status.updateRevision: what a recreated pod is made from
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,8 @@ class VCluster:
     pods: tuple[PodState, ...] = ()
     etcd_pods: tuple[PodState, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict, compare=False)
+    rollout: Rollout = field(default_factory=Rollout, compare=False)  # of the control-plane workload
+    etcd_rollout: Rollout | None = field(default=None, compare=False)  # of NAME-etcd (None: not read)
     # what vCluster computes SANs from (vc-config-NAME, the Service); None: unknown (standalone)
     san_config: SanConfig | None = field(default=None, compare=False)
 

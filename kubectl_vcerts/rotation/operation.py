@@ -49,6 +49,8 @@ class OperationRequest:
     refresh_sans: bool = False
     # restart even where that deletes the virtual cluster's state on an emptyDir (plan.data_losses)
     allow_data_loss: bool = False
+    # restart even where that rolls out a template change staged under OnDelete (plan.staged_changes)
+    roll_out_staged: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from kubectl_vcerts.pki import EntryChange, inspect_pki
 from kubectl_vcerts.pki.inspect import UNUSABLE_REASONS
 from kubectl_vcerts.pki.parse import first_certificate
 from kubectl_vcerts.pki.renew import MIN_VALIDITY
-from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster
+from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster, WorkloadKind
 from kubectl_vcerts.rotation.ports import BackupRecord
 from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, RestartMode
 
@@ -32,10 +32,18 @@ CA_KEYS = ("ca.key", "front-proxy-ca.key", "etcd-ca.key")
 
 @dataclass(frozen=True)
 class RestartStep:
-    """Pods deleted together, then waited for (their replacements Running and Ready)."""
+    """Pods deleted together — or, group "rollout", replaced by the Deployment's own rolling update —
+    then waited for (their replacements Running and Ready, they gone or terminating)."""
 
-    group: str  # "etcd", "control-plane" or "all"
+    group: str  # "etcd", "control-plane", "all" or "rollout"
     pods: tuple[str, ...]
+
+    @property
+    def rollout(self) -> bool:
+        return self.group == ROLLOUT_GROUP
+
+
+ROLLOUT_GROUP = "rollout"
 
 
 @dataclass(frozen=True)
@@ -184,10 +192,51 @@ def plan_restart(vcluster: VCluster, mode: RestartMode, *, ca_change: bool) -> t
     control = sorted(p.name for p in vcluster.pods if not _terminating(p))
     if mode is RestartMode.TOGETHER:
         return (RestartStep("all", tuple(etcd + control)),) if etcd or control else ()
+    if control and rolls_out(vcluster, mode):
+        return (*[RestartStep("etcd", (pod,)) for pod in etcd], RestartStep(ROLLOUT_GROUP, tuple(control)))
     return tuple(
         [RestartStep("etcd", (pod,)) for pod in etcd]
         + [RestartStep("control-plane", (pod,)) for pod in control]
     )
+
+
+def rolls_out(vcluster: VCluster, mode: RestartMode) -> bool:
+    """A rolling restart of a Deployment is left to its controller (a pod-template annotation, as
+    vCluster's cert watcher does): with the chart's maxSurge 1 / maxUnavailable 0 the new pod is Ready
+    before the old one stops, where deleting the pod of a single replica leaves nothing serving.
+    Not when the Deployment is paused (the change would wait for a resume) or recreates pods
+    (strategy Recreate: no gain over deleting them)."""
+    return (
+        mode is RestartMode.ROLLING
+        and vcluster.kind is WorkloadKind.DEPLOYMENT
+        and vcluster.rollout.strategy == "RollingUpdate"
+        and not vcluster.rollout.paused
+    )
+
+
+def staged_changes(vcluster: VCluster, steps: Sequence[RestartStep]) -> tuple[str, ...]:
+    """Which deletions of `steps` would apply a template change staged under OnDelete, one sentence per
+    StatefulSet (empty: none). The StatefulSet controller re-creates a deleted pod from
+    status.updateRevision; under OnDelete nothing else rolls that revision out, so a change someone
+    staged for later (a new image, new flags) would go out with our restart."""
+    deleted = {pod for step in steps if not step.rollout for pod in step.pods}
+    sets = [(vcluster.name, vcluster.rollout if vcluster.kind is WorkloadKind.STATEFULSET else None,
+             vcluster.pods),
+            (contract.etcd_statefulset_name(vcluster.name), vcluster.etcd_rollout, vcluster.etcd_pods)]
+    found = []
+    for name, rollout, pods in sets:
+        if rollout is None or rollout.strategy != "OnDelete" or not rollout.update_revision:
+            continue
+        behind = sorted(p.name for p in pods
+                        if p.name in deleted and p.revision and p.revision != rollout.update_revision)
+        if behind:
+            found.append(
+                f"StatefulSet {vcluster.namespace}/{name} (updateStrategy OnDelete) has a template "
+                f"change staged (revision {rollout.update_revision}) that {', '.join(behind)} "
+                f"{'does' if len(behind) == 1 else 'do'} not run yet: deleting "
+                f"{'it' if len(behind) == 1 else 'them'} would roll it out"
+            )
+    return tuple(found)
 
 
 def data_losses(vcluster: VCluster, steps: Sequence[RestartStep], *, ca_change: bool) -> tuple[str, ...]:

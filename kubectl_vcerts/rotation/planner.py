@@ -106,7 +106,7 @@ def make_plan(
                 f"(phase {record.phase}, backup {record.backup})"
             )
         steps = planning.plan_restart(vcluster, mode, ca_change=record.ca_change)
-        return _guard_data(RotationPlan(
+        return _guard_restart(RotationPlan(
             operation=request.operation,
             vcluster=vcluster,
             source_resource_version=state.resource_version,
@@ -193,7 +193,7 @@ def make_plan(
         source=source,
         notes=tuple(notes),
     )
-    plan = _guard_data(plan, request, ca_change=ca_change)
+    plan = _guard_restart(plan, request, ca_change=ca_change)
     if ca_change and hooks:
         change_info = ca_change_of(plan, at=now)
         for hook in hooks:
@@ -203,9 +203,32 @@ def make_plan(
     return plan
 
 
+def _guard_restart(plan: RotationPlan, request: OperationRequest, *, ca_change: bool) -> RotationPlan:
+    """The refusals of a restart: one that rolls out a template change staged under OnDelete, one that
+    deletes the virtual cluster's state (unless --allow-data-loss). With --no-restart the plan says
+    instead which restart would do so."""
+    return _guard_data(_guard_staged(plan, request), request, ca_change=ca_change)
+
+
+def _guard_staged(plan: RotationPlan, request: OperationRequest) -> RotationPlan:
+    staged = planning.staged_changes(plan.vcluster, plan.restart_steps)
+    if not staged:
+        return plan
+    if not plan.restart:
+        note = "restarting these pods yourself rolls out what is staged: " + "; ".join(staged)
+        return replace(plan, notes=(*plan.notes, note))
+    if request.roll_out_staged:
+        return replace(plan, notes=(*plan.notes, "the restart rolls out what is staged (--roll-out-staged): "
+                                    + "; ".join(staged)))
+    raise NotReadyError(
+        f"vCluster {plan.vcluster.ref}: {staged[0]}",
+        hint="nothing was changed; roll the staged change out or revert it (`kubectl rollout undo`) "
+        "first, pass --roll-out-staged if it may go out with the restart, or --no-restart to restart "
+        "the pods yourself later",
+    )
+
+
 def _guard_data(plan: RotationPlan, request: OperationRequest, *, ca_change: bool) -> RotationPlan:
-    """Refuse a restart that deletes the virtual cluster's state, unless --allow-data-loss; with
-    --no-restart, say which restart the user must not do."""
     losses = planning.data_losses(plan.vcluster, plan.restart_steps, ca_change=ca_change)
     if not losses:
         return plan

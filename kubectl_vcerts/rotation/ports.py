@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from kubectl_vcerts.rotation.model import PodState, VCluster
+from kubectl_vcerts.rotation.model import PodState, Rollout, VCluster
 from kubectl_vcerts.rotation.records import ListedPod, SecretObject, WorkloadRecord
 
 
@@ -194,6 +194,11 @@ class PodPort(Protocol):
         """Delete guarded by uid (a replacement with the same name is left alone); gone is fine."""
         ...
 
+    def roll_out(self, vcluster: VCluster, *, at: datetime) -> None:
+        """Start a rolling update of the control-plane Deployment: set the pod-template annotation
+        vcluster.loft.sh/cert-rotation-at to `at` (what vCluster's cert watcher does)."""
+        ...
+
 
 class WorkloadPort(Protocol):
     def refresh(self, vcluster: VCluster) -> VCluster:
@@ -236,4 +241,8 @@ class VClusterReader(Protocol):
 
     def read_service_annotations(self, *, namespace: str, name: str) -> dict[str, str] | None:
         """The annotations of one Service; None when it is absent or may not be read."""
+        ...
+
+    def read_rollout(self, *, namespace: str, name: str) -> Rollout | None:
+        """How the StatefulSet `name` replaces pods; None when it does not exist."""
         ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_vcerts.rotation.model import PodState, WorkloadKind
+from kubectl_vcerts.rotation.model import PodState, Rollout, WorkloadKind
 
 
 class SecretData(dict[str, bytes]):
@@ -57,6 +57,7 @@ class WorkloadRecord:
     syncer_mounts: tuple[str, ...] = ()  # volumeMount names of the syncer container
     claim_templates: tuple[str, ...] = ()  # StatefulSet volumeClaimTemplates names
     pvc_volumes: tuple[str, ...] = ()  # pod-template volumes backed by a persistentVolumeClaim
+    rollout: Rollout = field(default_factory=Rollout)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,14 @@ class Restarter:
     def _delete_step(
         self, vcluster: VCluster, step: RestartStep, uids: dict[str, str], deleted: set[str], names: list[str]
     ) -> None:
+        if step.rollout:
+            # the Deployment controller replaces them: deleted (the uids to wait out) all the same
+            self.pods.roll_out(vcluster, at=self.clock.now())
+            deleted.update(uids[pod] for pod in step.pods)
+            names.extend(step.pods)
+            self.emit("restart", f"rolling update of Deployment {vcluster.name} started: new pod(s) "
+                      f"Ready before {', '.join(step.pods)} stop", done=True)
+            return
         for pod in step.pods:
             self.pods.delete_pod(vcluster.namespace, pod, uid=uids[pod])
             deleted.add(uids[pod])
@@ -92,10 +100,15 @@ class Restarter:
                         and p.status != "Terminating"])
 
         ready_cp, ready_etcd = count(cp), count(etcd)
+        # a rolling update stops the old pods itself, after the new ones are Ready: wait for that too
+        # (a deleted pod is Terminating at once)
+        old = [p.name for p in cp + etcd if p.uid in deleted and p.status != "Terminating"]
         message = f"{ready_cp}/{expected_cp} control-plane pod(s) Ready"
         if expected_etcd:
             message += f", {ready_etcd}/{expected_etcd} etcd pod(s) Ready"
-        return ready_cp >= expected_cp and ready_etcd >= expected_etcd, message
+        if old:
+            message += f"; {', '.join(old)} still running"
+        return ready_cp >= expected_cp and ready_etcd >= expected_etcd and not old, message
 
     def wait(self, condition: Callable[[], tuple[bool, str]], deadline: datetime) -> bool:
         # Pods usually come back within a second or two: look often at first, then every poll_seconds.

@@ -105,7 +105,8 @@ def test_a_rotate_killed_while_rolling_back_is_only_finished_by_the_next_run_whi
     [pre_operation] = [b for b in backups(kube_session, ns, name) if b.metadata.name == record.backup]
     assert decode(pre_operation.data) == before.data
 
-    # Whatever kept the pods down is fixed; OnDelete so that only our restart replaces the pods.
+    # Whatever kept the pods down is fixed; OnDelete so that only our restart replaces the pods (which
+    # rolls that staged fix out: --roll-out-staged says it may).
     kube_session.apps.patch_namespaced_stateful_set(
         name,
         ns,
@@ -117,7 +118,7 @@ def test_a_rotate_killed_while_rolling_back_is_only_finished_by_the_next_run_whi
         },
     )
 
-    dry = run_cli(config, ns, "rotate", name, "--dry-run", "--force")
+    dry = run_cli(config, ns, "rotate", name, "--dry-run", "--force", "--roll-out-staged")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith(
         f"Plan: finish rolling back the interrupted rotate of vCluster {ns}/{name}, then stop"
@@ -125,7 +126,10 @@ def test_a_rotate_killed_while_rolling_back_is_only_finished_by_the_next_run_whi
     assert "the rotate you asked for is NOT run now (exit 19)" in dry.stdout
     assert snapshot(kube_session, ns, name) == killed  # the dry run changed nothing
 
-    again = run_cli(config, ns, "rotate", name, "--yes", "--force", "--timeout", "90s")
+    refused = run_cli(config, ns, "rotate", name, "--yes", "--force", "--timeout", "90s")
+    assert refused.returncode == int(ExitCode.NOT_READY) and "--roll-out-staged" in refused.stderr
+    assert snapshot(kube_session, ns, name) == killed
+    again = run_cli(config, ns, "rotate", name, "--yes", "--force", "--roll-out-staged", "--timeout", "90s")
     assert again.returncode == int(ExitCode.ROLLED_BACK), again.stderr  # documented: 19 rolled back
     assert f"Rolled back the interrupted rotate of vCluster {ns}/{name}" in again.stdout
     assert f"it runs its previous PKI again, from backup {record.backup}" in again.stdout

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubectl_vcerts.errors import ForbiddenError
-from kubectl_vcerts.rotation.model import PodState, WorkloadKind
+from kubectl_vcerts.rotation.model import PodState, Rollout, WorkloadKind
 from kubectl_vcerts.rotation.records import ListedPod, SecretObject, WorkloadRecord
 
 
@@ -91,6 +91,7 @@ class FakeReader:
     )  # (namespace, labels, state)
     secrets: list[SecretObject] = field(default_factory=list)
     services: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # annotations
+    rollouts: dict[tuple[str, str], Rollout] = field(default_factory=dict)  # other StatefulSets
     namespace: str = "team-a"
     forbid_all_namespaces: set[str] = field(default_factory=set)  # methods denied cluster-wide
     forbid: set[str] = field(default_factory=set)  # methods denied everywhere
@@ -139,6 +140,10 @@ class FakeReader:
 
     def read_service_annotations(self, *, namespace: str, name: str) -> dict[str, str] | None:
         return self.services.get((namespace, name))
+
+    def read_rollout(self, *, namespace: str, name: str) -> Rollout | None:
+        self._guard("read_rollout", "statefulsets.apps", namespace)
+        return self.rollouts.get((namespace, name))
 
     def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
         self._guard("list_secrets", "secrets", namespace)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from kubectl_vcerts.errors import ConflictError, NotFoundError
-from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster, WorkloadKind
+from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, Rollout, VCluster, WorkloadKind
 from kubectl_vcerts.rotation.ports import BackupRecord, CertsState, LeaseRecord, OwnerRef
 from kubectl_vcerts.rotation.records import SecretData
 
@@ -53,6 +53,7 @@ class _Pending:
     name: str
     group: str
     ticks: int
+    replaces: str = ""  # a rolling update: the old pod goes once this one is Ready
 
 
 @dataclass
@@ -76,6 +77,7 @@ class FakeCluster:
     _rv: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     _uid: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _pending: list[_Pending] = field(default_factory=list)
+    rolled_out: list[datetime] = field(default_factory=list)  # roll_out calls
 
     def __post_init__(self) -> None:
         self.data = SecretData(self.data)
@@ -118,6 +120,8 @@ class FakeCluster:
                         name=pending.name, uid=uid, status=status, ready=self.come_back, phase="Running"
                     ),
                 )
+                if pending.replaces and self.come_back:
+                    self.pods.pop(pending.replaces, None)
                 if self.after_restart_rewrite:
                     self.data.update(self.after_restart_rewrite)
                     self.after_restart_rewrite = {}
@@ -292,6 +296,16 @@ class FakeCluster:
         self.events.append(f"delete:{name}")
         self._track_down()
 
+    def roll_out(self, vcluster: VCluster, *, at: datetime) -> None:
+        """A surge rolling update: a new pod per control-plane pod, the old one removed once it is Ready."""
+        self._alive()
+        self.rolled_out.append(at)
+        self.events.append("rollout")
+        for name, (group, _pod) in sorted(self.pods.items()):
+            if group == "cp":
+                self._pending.append(_Pending(f"{name}-r{len(self.rolled_out)}", "cp", self.ready_after,
+                                              replaces=name))
+
     # ---------------------------------------------------------------- WorkloadPort
     def refresh(self, vcluster: VCluster) -> VCluster:
         self._alive()
@@ -327,6 +341,8 @@ def make_vcluster(
     ephemeral: bool = False,
     etcd_ephemeral: bool = False,
     backing_store: BackingStore | None = None,
+    kind: WorkloadKind = WorkloadKind.STATEFULSET,
+    rollout: Rollout | None = None,
 ) -> VCluster:
     """`ephemeral`/`etcd_ephemeral`: the control-plane/etcd pods keep `data` on an emptyDir; the backing
     store is deployed etcd with `etcd` pods, else the embedded database unless given."""
@@ -345,7 +361,7 @@ def make_vcluster(
     return VCluster(
         name="vc",
         namespace="team-a",
-        kind=WorkloadKind.STATEFULSET,
+        kind=kind,
         version="0.36.1",
         status="ScaledDown" if restoring else status,
         replicas=0 if restoring else replicas,
@@ -356,4 +372,5 @@ def make_vcluster(
         pods=pods,
         etcd_pods=etcd_pods,
         annotations=dict(annotations or {}),
+        rollout=rollout or Rollout(),
     )

@@ -21,7 +21,7 @@ from kubectl_vcerts.rotation.discovery import (
     uses_pvc,
     vcluster_status,
 )
-from kubectl_vcerts.rotation.model import BackingStore, Distro, WorkloadKind
+from kubectl_vcerts.rotation.model import BackingStore, Distro, Rollout, WorkloadKind
 from tests.unit.read_fakes import FakeReader, config_secret, pod, workload
 
 # ------------------------------------------------------------------------------------------ version
@@ -523,7 +523,7 @@ def _san_reader(yaml_text: str) -> FakeReader:
 
 
 def test_the_san_inputs_come_from_vc_config_and_the_services_cidr_only_when_planning() -> None:
-    planned = find_vcluster(_san_reader(SAN_VALUES), name="vc", namespace="a", service_cidr=True)
+    planned = find_vcluster(_san_reader(SAN_VALUES), name="vc", namespace="a", for_rotation=True)
     assert planned.san_config == SanConfig(name="vc", namespace="a", service_cidr="172.20.0.0/16",
                                            cluster_domain="corp.internal",
                                            extra_sans=("vc.example.com", "10.1.2.3"))
@@ -543,13 +543,13 @@ def test_the_san_inputs_come_from_vc_config_and_the_services_cidr_only_when_plan
     ],
 )
 def test_the_service_cidr_follows_vclusters_rule(yaml_text: str, cidr: str) -> None:
-    vc = find_vcluster(_san_reader(yaml_text), name="vc", namespace="a", service_cidr=True)
+    vc = find_vcluster(_san_reader(yaml_text), name="vc", namespace="a", for_rotation=True)
     assert vc.san_config is not None and vc.san_config.service_cidr == cidr
 
 
 def test_a_standalone_control_plane_has_no_san_inputs() -> None:
     text = "controlPlane:\n  standalone:\n    enabled: true\n"
-    assert find_vcluster(_san_reader(text), name="vc", namespace="a", service_cidr=True).san_config is None
+    assert find_vcluster(_san_reader(text), name="vc", namespace="a", for_rotation=True).san_config is None
 
 
 @pytest.mark.parametrize(
@@ -568,3 +568,46 @@ def test_a_pod_keeps_its_state_on_an_emptydir_when_its_data_volume_is_one(
     listed = {"metadata": {"name": "vc-0", "uid": "u"}, "spec": {"volumes": volumes},
               "status": {"phase": "Running"}}
     assert pod_state(listed).ephemeral is ephemeral
+
+
+# ------------------------------------------------------------------------------------------ rollout
+@pytest.mark.parametrize(
+    ("kind", "spec", "status", "expected"),
+    [
+        pytest.param(WorkloadKind.STATEFULSET, {}, {}, Rollout(), id="API defaults: RollingUpdate"),
+        pytest.param(WorkloadKind.STATEFULSET, {"updateStrategy": {"type": "OnDelete"}},
+                     {"updateRevision": "vc-7d9", "currentRevision": "vc-5c4"},
+                     Rollout(strategy="OnDelete", update_revision="vc-7d9"), id="OnDelete StatefulSet"),
+        pytest.param(WorkloadKind.DEPLOYMENT,
+                     {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+                      "paused": True},
+                     {}, Rollout(paused=True), id="paused Deployment"),
+        pytest.param(WorkloadKind.DEPLOYMENT, {"strategy": {"type": "Recreate"}}, {},
+                     Rollout(strategy="Recreate"), id="Recreate Deployment"),
+        pytest.param(WorkloadKind.STATEFULSET, {"paused": True}, {}, Rollout(),
+                     id="paused means nothing to a StatefulSet"),
+    ],
+)
+def test_the_rollout_rules_of_a_workload_are_read_with_the_api_defaults(
+    kind: WorkloadKind, spec: dict[str, Any], status: dict[str, Any], expected: Rollout
+) -> None:
+    obj = _workload_json(kind.value, claim=False, volume=None, mount=True)
+    obj["spec"].update(spec)
+    obj["status"] = status
+    assert workload_record(kind, obj).rollout == expected
+
+
+def test_a_pod_records_the_statefulset_revision_it_was_made_from() -> None:
+    labelled = {"metadata": {"name": "vc-0", "labels": {"controller-revision-hash": "vc-7d9"}}}
+    assert pod_state(labelled).revision == "vc-7d9"
+    assert pod_state({"metadata": {"name": "vc-abc"}}).revision == ""
+
+
+def test_planning_reads_the_etcd_statefulsets_rollout_only_where_deployed_etcd_runs() -> None:
+    reader = _reader()
+    reader.rollouts[("a", "vc-etcd")] = Rollout(strategy="OnDelete", update_revision="e2")
+    found = find_vcluster(reader, name="vc", namespace="a", for_rotation=True)
+    assert found.etcd_rollout == Rollout("OnDelete", False, "e2")
+    assert find_vcluster(reader, name="vc", namespace="b", for_rotation=True).etcd_rollout is None
+    assert find_vcluster(reader, name="vc", namespace="a").etcd_rollout is None, "check needs no rollout"
+    assert reader.calls["read_rollout"] == 1

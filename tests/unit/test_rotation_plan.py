@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +14,7 @@ import yaml
 from kubectl_vcerts.errors import NotFoundError
 from kubectl_vcerts.pki import rotate_ca
 from kubectl_vcerts.rotation import trust
-from kubectl_vcerts.rotation.model import BackingStore, VCluster
+from kubectl_vcerts.rotation.model import BackingStore, Rollout, VCluster, WorkloadKind
 from kubectl_vcerts.rotation.plan import (
     RestartStep,
     data_losses,
@@ -20,7 +22,9 @@ from kubectl_vcerts.rotation.plan import (
     leaf_validity_ok,
     plan_restart,
     resolve_backup,
+    rolls_out,
     select_prunable,
+    staged_changes,
 )
 from kubectl_vcerts.rotation.ports import BackupRecord
 from kubectl_vcerts.rotation.recovery import RestartMode
@@ -201,3 +205,63 @@ def test_the_new_admin_kubeconfig_uses_the_vcluster_server() -> None:
     out = yaml.safe_load(trust.admin_kubeconfig(pki_data(), server="https://localhost:8443"))
     assert out["clusters"][0]["cluster"]["server"] == "https://localhost:8443"
     assert trust.server_of(trust.admin_kubeconfig(pki_data(), server=None)) == "https://127.0.0.1:6443"
+
+
+DEPLOYMENT = WorkloadKind.DEPLOYMENT
+
+
+@pytest.mark.parametrize(
+    ("vc", "mode", "groups"),
+    [
+        pytest.param(make_vcluster(kind=DEPLOYMENT), RestartMode.ROLLING, [("rollout", ("vc-0",))],
+                     id="a Deployment is rolled out by its controller"),
+        pytest.param(make_vcluster(replicas=2, etcd=1, kind=DEPLOYMENT), RestartMode.ROLLING,
+                     [("etcd", ("vc-etcd-0",)), ("rollout", ("vc-0", "vc-1"))],
+                     id="deployed etcd first, then one rolling update of every replica"),
+        pytest.param(make_vcluster(kind=DEPLOYMENT), RestartMode.TOGETHER, [("all", ("vc-0",))],
+                     id="a CA change or a control plane already down deletes the pods"),
+        pytest.param(make_vcluster(kind=DEPLOYMENT, rollout=Rollout(paused=True)), RestartMode.ROLLING,
+                     [("control-plane", ("vc-0",))], id="a paused Deployment would not roll out"),
+        pytest.param(make_vcluster(kind=DEPLOYMENT, rollout=Rollout(strategy="Recreate")),
+                     RestartMode.ROLLING, [("control-plane", ("vc-0",))], id="Recreate gains nothing"),
+        pytest.param(make_vcluster(), RestartMode.ROLLING, [("control-plane", ("vc-0",))],
+                     id="a StatefulSet's pods are deleted one at a time"),
+    ],
+)
+def test_which_restarts_are_rolled_out_by_the_deployment_controller(
+    vc: VCluster, mode: RestartMode, groups: list[tuple[str, tuple[str, ...]]]
+) -> None:
+    steps = plan_restart(vc, mode, ca_change=len(vc.etcd_pods) > 0)
+    assert [(s.group, s.pods) for s in steps] == groups
+    assert rolls_out(vc, mode) is any(s.rollout for s in steps)
+
+
+def on_delete(vc: VCluster, *, revisions: Sequence[str], update: str = "v2",
+              etcd: Rollout | None = None) -> VCluster:
+    pods = tuple(replace(p, revision=r) for p, r in zip(vc.pods, revisions, strict=True))
+    etcd_pods = tuple(replace(p, revision="e1") for p in vc.etcd_pods)
+    return replace(vc, pods=pods, etcd_pods=etcd_pods, etcd_rollout=etcd,
+                   rollout=Rollout(strategy="OnDelete", update_revision=update))
+
+
+def test_deleting_pods_behind_a_template_staged_under_ondelete_is_named() -> None:
+    staged = on_delete(make_vcluster(replicas=3), revisions=["v2", "v1", "v1"])
+    [found] = staged_changes(staged, rolling(staged, ca_change=False))
+    assert "team-a/vc (updateStrategy OnDelete)" in found and "revision v2" in found
+    assert "vc-1, vc-2 do not run yet" in found
+    # only the pods a step deletes count: vc-0 already runs the update revision
+    assert staged_changes(staged, (RestartStep("control-plane", ("vc-0",)),)) == ()
+    # all pods at the update revision, a RollingUpdate StatefulSet, or a rollout step: nothing staged
+    assert staged_changes(on_delete(make_vcluster(replicas=2), revisions=["v2", "v2"]),
+                          together(make_vcluster(replicas=2), ca_change=False)) == ()
+    rolling_update = replace(staged, rollout=Rollout(update_revision="v2"))
+    assert staged_changes(rolling_update, rolling(rolling_update, ca_change=False)) == ()
+    assert staged_changes(staged, (RestartStep("rollout", ("vc-1",)),)) == ()
+
+
+def test_a_ca_change_names_deployed_etcd_staged_under_ondelete_a_leaf_rotation_does_not() -> None:
+    vc = on_delete(make_vcluster(etcd=2), revisions=["v2"],
+                   etcd=Rollout(strategy="OnDelete", update_revision="e2"))
+    [found] = staged_changes(vc, together(vc, ca_change=True))
+    assert "team-a/vc-etcd" in found and "vc-etcd-0, vc-etcd-1" in found
+    assert staged_changes(vc, together(vc, ca_change=False)) == ()

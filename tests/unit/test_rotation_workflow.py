@@ -26,7 +26,7 @@ from kubectl_vcerts.errors import (
     UsageError,
 )
 from kubectl_vcerts.pki import Status, ca_fingerprint, inspect_pki
-from kubectl_vcerts.rotation.model import BackingStore, Distro, VCluster
+from kubectl_vcerts.rotation.model import BackingStore, Distro, Rollout, VCluster, WorkloadKind
 from kubectl_vcerts.rotation.operation import OperationRequest, stops_after_rollback
 from kubectl_vcerts.rotation.plan import RotationPlan, resolve_backup
 from kubectl_vcerts.rotation.ports import CaChange, ProgressEvent
@@ -188,6 +188,43 @@ def test_no_restart_with_a_ca_change_and_deployed_etcd_is_refused_and_changes_no
         wf.run(cluster.vcluster, request(Operation.ROTATE_CA, restart=False))
     assert "deployed etcd" in info.value.message and "without --no-restart" in info.value.hint
     assert cluster.data == original and not cluster.backups
+
+
+def test_a_deployment_is_rolled_out_by_its_controller_with_no_moment_without_a_ready_pod() -> None:
+    cluster = cluster_for(make_vcluster(kind=WorkloadKind.DEPLOYMENT, etcd=1), ready_after=3)
+    wf, _clock = workflow(cluster)
+    report = wf.run(cluster.vcluster, request())
+    assert [s.group for s in report.plan.restart_steps] == ["rollout"]
+    assert "rollout" in cluster.events and not any(e.startswith("delete:") for e in cluster.events)
+    assert len(cluster.rolled_out) == 1 and cluster.max_control_plane_down == 0
+    assert report.restarted == ("vc-0",)
+    assert set(cluster.pod_uids()) == {"vc-0-r1", "vc-etcd-0"}, "the old pod is waited out"
+
+
+def test_a_ca_change_of_a_deployment_deletes_its_pods_together() -> None:
+    cluster = cluster_for(make_vcluster(kind=WorkloadKind.DEPLOYMENT))
+    wf, _clock = workflow(cluster)
+    wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
+    assert "delete:vc-0" in cluster.events and cluster.rolled_out == []
+
+
+def test_a_restart_that_would_roll_out_a_change_staged_under_ondelete_is_refused() -> None:
+    vc = make_vcluster(replicas=2, rollout=Rollout(strategy="OnDelete", update_revision="v2"))
+    vc = replace(vc, pods=tuple(replace(p, revision="v1") for p in vc.pods))
+    cluster = cluster_for(vc)
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    for req in (request(), request(dry_run=True), request(Operation.ROTATE_CA)):
+        with pytest.raises(NotReadyError) as info:
+            wf.run(vc, req)
+        assert "OnDelete" in info.value.message and "vc-0, vc-1" in info.value.message
+        assert "--no-restart" in info.value.hint and "nothing was changed" in info.value.hint
+    assert cluster.data == original and not cluster.backups and cluster.leases == {}
+    report = wf.run(vc, request(restart=False))
+    assert report.applied and any("rolls out what is staged" in n for n in report.plan.notes)
+    assert not any(e.startswith("delete:") for e in cluster.events)
+    allowed = wf.run(vc, request(roll_out_staged=True))
+    assert any("--roll-out-staged" in n for n in allowed.plan.notes) and "delete:vc-0" in cluster.events
 
 
 def test_a_degraded_control_plane_is_restarted_all_together() -> None:
@@ -395,6 +432,17 @@ def test_pods_that_never_become_ready_are_rolled_back_to_the_backup() -> None:
     assert "still not Ready" in info.value.message
     assert contract.OPERATION_ANNOTATION not in cluster.annotations and cluster.leases == {}
     assert cluster.events.count("write") >= 2
+
+
+def test_a_rolling_update_whose_new_pod_never_gets_ready_is_rolled_back() -> None:
+    cluster = cluster_for(make_vcluster(kind=WorkloadKind.DEPLOYMENT), come_back=False)
+    original = cluster.snapshot()
+    wf, _clock = workflow(cluster)
+    with pytest.raises(RolledBackError):
+        wf.run(cluster.vcluster, request(timeout=timedelta(seconds=10)))
+    assert cluster.data == original and cluster.rolled_out
+    # the old pod kept serving until the rollback restarted everything on the previous PKI
+    assert cluster.events.index("rollout") < cluster.events.index("delete:vc-0")
 
 
 def test_a_rollback_keeps_the_pki_it_replaces_in_a_backup_that_restore_latest_skips() -> None:
