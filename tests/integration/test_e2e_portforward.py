@@ -3,8 +3,9 @@ no --vcluster-server is given, and `kubectl vcerts nodes NAME` still works by fo
 REAL host kube-apiserver's pods/portforward to the control-plane pod's port 8443.
 
 kwok plays the kubelet: the dev cluster enables its PortForward CRD, a PortForward object sends the
-fixture pod's 8443 to the emulator's loopback port (where the REAL virtual kube-apiserver answers), and
-the pod's node gets the loopback address so the host API server can reach kwok's kubelet endpoint.
+fixture pod's 8443 to the emulator's loopback port (where the syncer in front of the REAL virtual
+kube-apiserver answers), and the pod's node gets the loopback address so the host API server can
+reach kwok's kubelet endpoint.
 """
 
 from __future__ import annotations
@@ -150,5 +151,6 @@ def test_check_live_reads_the_served_certificate_through_a_port_forward(
         live = json.loads(result.stdout)["live"]
         assert live["source"] == f"port-forward to pod {generation.pod_name}:8443"
         assert live["server"] != dead
-        assert live["inSecret"] is True
+        assert live["chainsToStoredCa"] is True  # the syncer's own certificate, signed by server-ca
+        assert [f["reason"] for f in live["findings"]] == ["served-by-syncer"]
         assert live["drift"] is False

@@ -1,6 +1,6 @@
 """End to end: the plugin rotates a vCluster whose control plane really runs (the emulator starts a REAL
-etcd + kube-apiserver from NAME-certs for every new pod), and what users hold keeps or stops working as
-the vCluster docs say."""
+etcd + kube-apiserver from NAME-certs for every new pod, behind the syncer's own serving certificate),
+and what users hold keeps or stops working as the vCluster docs say."""
 
 from __future__ import annotations
 
@@ -63,7 +63,12 @@ def test_rotate_keeps_kubeconfigs_rotate_ca_replaces_them_and_restore_brings_the
         served = served_certificate(gen.server or "")
         assert served.serial_number != served_before.serial_number
         certs = read_secret(kube_session, vc.namespace, vc.certs_secret)
-        assert served == x509.load_pem_x509_certificate(certs["apiserver.crt"])
+        # users reach the syncer: its own certificate, issued by the (first) serving CA; the pod's
+        # kube-apiserver behind it serves the renewed apiserver.crt
+        assert served.subject.rfc4514_string() == "CN=kube-apiserver"
+        served.verify_directly_issued_by(x509.load_pem_x509_certificates(certs["ca.crt"])[0])
+        behind = served_certificate(gen.apiserver or "")
+        assert behind == x509.load_pem_x509_certificate(certs["apiserver.crt"])
         assert ca_fingerprint(certs) == ca_fingerprint(vc.certs)
         assert kubectl(saved, "get", "namespaces").returncode == 0
         assert whoami(with_token).stdout == "system:serviceaccount:default:e2e"

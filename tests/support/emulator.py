@@ -20,19 +20,21 @@ vCluster does at start-up (loft-sh/vcluster `pkg/certs/ensure.go`, `pkg/util/kub
      `ensureKubeConfigsTrustServerCA` do);
   4. start a REAL etcd + kube-apiserver from that directory with the k8s distro's flags on free
      loopback ports (`tests.support.controlplane.start_control_plane`); etcd data lives in the same
-     work directory across restarts (like the PVC), so objects survive;
+     work directory across restarts (like the PVC), so objects survive; in front of it the syncer's
+     API (`tests.support.syncer_proxy`): its own in-memory ECDSA serving certificate signed by the
+     first certificate of server-ca.crt, client certificates checked against client-ca.crt;
   5. publish `kube-root-ca.crt` (= server-ca.crt) in kube-system, default and kube-public, as the
      controller-manager's root-ca publisher does, and for private nodes `kube-system/kubeadm-config`
      whose controlPlaneEndpoint is the reachable address (the pro build writes it; not in OSS);
   6. rewrite `vc-NAME` from admin.conf with the reachable server (keys config, certificate-authority,
      client-certificate, client-key, token), as the leader does. The server is a stable loopback port
-     (`Forwarder`, plain TCP) in front of whichever kube-apiserver runs, as the Service NAME is in front
-     of the pods: a kubeconfig saved before a restart still points at the right place.
+     (`Forwarder`, plain TCP) in front of whichever syncer runs, as the Service NAME is in front of
+     the pods: a kubeconfig saved before a restart still points at the right place.
 
 When the pod goes away (deleted or terminating) the processes stop; a new pod starts them again from
 whatever the secret holds then. Differences from vCluster, on purpose:
-  * the API is served by kube-apiserver itself (apiserver.crt), not by the syncer's proxy on 8443 with
-    its in-memory certificate (`pkg/server/cert/cert.go`);
+  * the syncer is a TLS relay, not vCluster's proxy (see `tests.support.syncer_proxy` for how it
+    differs); vc-NAME names the reachable address, not `https://localhost:8443`;
   * a control plane that could not work is not started: a serving CA that has expired (vCluster's
     syncer fails with "expired CA certificate: …") or an expired certificate etcd/kube-apiserver need.
     The generation is recorded as crashed with that reason (the real pod would crash-loop; kwok keeps
@@ -78,6 +80,7 @@ from tests.support.kubeadm_pki import (
     generate_vcluster_pki,
     kubeadm_config,
 )
+from tests.support.syncer_proxy import SyncerProxy
 from tests.support.testbin import binary
 
 log = logging.getLogger("vcerts.emulator")
@@ -99,12 +102,14 @@ class Generation:
     number: int
     pod_uid: str
     pod_name: str
-    server: str | None = None  # https://127.0.0.1:PORT once serving
+    server: str | None = None  # https://127.0.0.1:PORT once serving: the Service in front of the syncer
+    apiserver: str | None = None  # the pod's kube-apiserver itself (behind the syncer)
     ca_file: Path | None = None
     renewed: tuple[str, ...] = ()  # secret keys the start-up renewal re-issued
     generated: bool = False  # NAME-certs was missing and got created
     crashed: str | None = None  # why it could not start
     plane: RunningControlPlane | None = field(default=None, repr=False)
+    syncer: SyncerProxy | None = field(default=None, repr=False)
 
     @property
     def serving(self) -> bool:
@@ -497,6 +502,9 @@ class Emulator:
         if gen is not None and gen.plane is not None:
             if self.forwarder is not None:
                 self.forwarder.set_backend(None)
+            if gen.syncer is not None:
+                gen.syncer.stop()
+                gen.syncer = None
             gen.plane.stop()
             gen.plane = None
 
@@ -606,17 +614,33 @@ class Emulator:
         plane = start_control_plane(pki, self.workdir / "plane", timeout=START_TIMEOUT)
         gen.plane = plane
         assert self.forwarder is not None
-        self.forwarder.set_backend(int(plane.server.rsplit(":", 1)[1]))
-        server = self.forwarder.server
         try:
+            gen.syncer = self._start_syncer(gen, pki, plane, data, values, now=now)
+            self.forwarder.set_backend(gen.syncer.port)
+            server = self.forwarder.server
             self._publish(server, data, private_nodes=bool((values.get("privateNodes") or {}).get("enabled")))
             self._write_vc_secret(data["admin.conf"], server)
         except BaseException:
             self.forwarder.set_backend(None)
+            if gen.syncer is not None:
+                gen.syncer.stop()
+                gen.syncer = None
             plane.stop()
             gen.plane = None
             raise
-        gen.server, gen.ca_file = server, plane.ca_file
+        gen.server, gen.apiserver, gen.ca_file = server, plane.server, plane.ca_file
+
+    def _start_syncer(self, gen: Generation, pki: Path, plane: RunningControlPlane, data: Mapping[str, bytes],
+                      values: Mapping[str, Any], *, now: datetime) -> SyncerProxy:
+        """The syncer's API in front of the pod's kube-apiserver, with its own serving certificate."""
+        networking = (values.get("networking") or {}).get("advanced") or {}
+        proxy = (values.get("controlPlane") or {}).get("proxy") or {}
+        return SyncerProxy(
+            pki, self.workdir / f"syncer-{gen.number}", upstream_port=int(plane.server.rsplit(":", 1)[1]),
+            admin_conf=data["admin.conf"], now=now,
+            cluster_domain=str(networking.get("clusterDomain") or "cluster.local"),
+            extra_sans=[str(san) for san in proxy.get("extraSANs") or ()],
+        ).start()
 
     def virtual_session(self, admin_conf: bytes, server: str) -> KubeSession:
         """A session to the emulated virtual API server with the given admin kubeconfig."""
