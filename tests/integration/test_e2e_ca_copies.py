@@ -18,7 +18,7 @@ pytestmark = pytest.mark.cluster
 def test_an_empty_server_ca_copy_is_named_by_check_and_rotate_writes_one_vcluster_starts_from(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
-    vc = make_vcluster()
+    vc = make_vcluster(emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     empty = {"data": {"server-ca.crt": base64.b64encode(b"").decode()}}
     kube_session.core.patch_namespaced_secret(vc.certs_secret, vc.namespace, empty)
@@ -31,7 +31,10 @@ def test_an_empty_server_ca_copy_is_named_by_check_and_rotate_writes_one_vcluste
         assert "vCluster refuses to start" in findings["server-ca.crt"]
         assert result.returncode != 0
 
-        result = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "120s")
+        # the pod crash-loops, as vCluster's does: rotating it needs --force
+        refused = plugin(host, vc.namespace, "rotate", vc.name, "--yes")
+        assert refused.returncode == 12 and "CrashLoopBackOff" in refused.stderr, refused.stderr
+        result = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--force", "--timeout", "120s")
         assert result.returncode == 0, result.stderr
         started = emulator.wait_for(after=crashed.number)
         assert started.serving
@@ -45,7 +48,7 @@ def test_absent_ca_copies_are_named_by_check_and_rotate_writes_them_over_the_vol
 ) -> None:
     """Absent keys start (vCluster copies ca where /data/pki has no file), but a file the volume kept
     from before would be used instead; what rotate writes carries the copies explicitly."""
-    vc = make_vcluster()
+    vc = make_vcluster(emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         first = emulator.wait_for()

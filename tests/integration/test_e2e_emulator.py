@@ -19,7 +19,7 @@ pytestmark = pytest.mark.cluster
 def test_the_emulated_control_plane_serves_vc_name_and_keeps_objects_across_a_pod_restart(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
-    vc = make_vcluster()
+    vc = make_vcluster(emulated_readiness=True)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         first = wait_serving(emulator, None)
         assert first.renewed == () and not first.generated
@@ -59,7 +59,7 @@ def test_the_emulated_control_plane_serves_vc_name_and_keeps_objects_across_a_po
 def test_start_up_renewal_of_expired_leaves_follows_the_vcluster_version(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path, version: str, renews: bool
 ) -> None:
-    vc = make_vcluster(version=version, expired_leaves=True)
+    vc = make_vcluster(emulated_readiness=True, version=version, expired_leaves=True)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         gen = emulator.wait_for(timeout=120, serving=False)
         after = read_secret(kube_session, vc.namespace, vc.certs_secret)
@@ -80,7 +80,7 @@ def test_start_up_renewal_of_expired_leaves_follows_the_vcluster_version(
 def test_a_vcluster_without_certs_gets_a_new_pki_from_kubeadm_and_a_vc_secret_like_ensure_certs_makes(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
-    vc = make_vcluster(with_certs_secret=False)
+    vc = make_vcluster(emulated_readiness=True, with_certs_secret=False)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         gen = wait_serving(emulator, None)
         assert gen.generated

@@ -44,7 +44,7 @@ def assert_split(certs: dict[str, bytes]) -> None:
 def test_a_k3s_migrated_vcluster_is_checked_rotated_rotated_ca_and_restored(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
-    vc = make_vcluster(migrated_from_k3s=True)
+    vc = make_vcluster(emulated_readiness=True, migrated_from_k3s=True)
     host = Path(kube_cluster.kubeconfig)
     secret = kube_session.core.read_namespaced_secret(vc.certs_secret, vc.namespace)
     assert secret.metadata.annotations[MIGRATED_ANNOTATION] == "true"

@@ -24,7 +24,7 @@ def live(kubeconfig: Path, namespace: str, name: str, *extra: str) -> tuple[int,
 def test_check_live_reports_drift_after_rotations_without_restart_and_none_after_the_restart(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
-    vc = make_vcluster()
+    vc = make_vcluster(emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         gen = wait_serving(emulator, None)

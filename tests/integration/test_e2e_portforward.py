@@ -77,7 +77,7 @@ def test_nodes_lists_the_virtual_nodes_through_a_port_forward_when_vc_servers_ad
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
     require_portforward_crd(kube_cluster)
-    vc = make_vcluster(private_nodes=True)
+    vc = make_vcluster(emulated_readiness=True, private_nodes=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         generation = wait_serving(emulator, None)
@@ -97,7 +97,7 @@ def test_without_a_port_forward_target_the_error_names_vcluster_server(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
     require_portforward_crd(kube_cluster)
-    vc = make_vcluster(private_nodes=True)
+    vc = make_vcluster(emulated_readiness=True, private_nodes=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu"):
         break_vc_server(kube_session, vc.namespace, vc.name)
@@ -112,7 +112,7 @@ def test_a_user_without_create_pods_portforward_gets_a_forbidden_error_naming_it
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
     require_portforward_crd(kube_cluster)
-    vc = make_vcluster(private_nodes=True)
+    vc = make_vcluster(emulated_readiness=True, private_nodes=True)
     reader = _token_kubeconfig(
         kube_cluster,
         kube_session,
@@ -137,7 +137,7 @@ def test_check_live_reads_the_served_certificate_through_a_port_forward(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
     require_portforward_crd(kube_cluster)
-    vc = make_vcluster()
+    vc = make_vcluster(emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         generation = wait_serving(emulator, None)

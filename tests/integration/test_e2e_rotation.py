@@ -41,7 +41,7 @@ def assert_certificate_error(result: Any) -> None:
 def test_rotate_keeps_kubeconfigs_rotate_ca_replaces_them_and_restore_brings_the_old_ones_back(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
-    vc = make_vcluster()
+    vc = make_vcluster(emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         gen = wait_serving(emulator, None)
@@ -128,12 +128,16 @@ def test_an_expired_vcluster_is_brought_back_to_a_working_api_server(
     variant: dict[str, Any],
     command: str,
 ) -> None:
-    vc = make_vcluster(**variant)
+    vc = make_vcluster(emulated_readiness=True, **variant)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         broken = emulator.wait_for(timeout=120, serving=False)
         assert broken.crashed is not None and "expired" in broken.crashed
+        # the pod crash-loops (not Ready), as vCluster's does: the command needs --force
+        refused = plugin(Path(kube_cluster.kubeconfig), vc.namespace, command, vc.name, "--yes")
+        assert refused.returncode == 12 and "--force" in refused.stderr, refused.stderr
         result = plugin(
-            Path(kube_cluster.kubeconfig), vc.namespace, command, vc.name, "--yes", "--timeout", "120s"
+            Path(kube_cluster.kubeconfig), vc.namespace, command, vc.name, "--yes", "--force", "--timeout",
+            "120s",
         )
         assert result.returncode == 0, result.stderr
         wait_serving(emulator, broken)

@@ -128,7 +128,7 @@ def prepare(api: Any) -> None:
 def test_nodes_are_classified_tokens_have_vclusters_shape_and_rotate_ca_refuses_with_manual_nodes(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
-    vc = make_vcluster(private_nodes=True)
+    vc = make_vcluster(emulated_readiness=True, private_nodes=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         wait_serving(emulator, None)
@@ -218,7 +218,7 @@ def test_nodes_are_classified_tokens_have_vclusters_shape_and_rotate_ca_refuses_
 def test_delete_manual_nodes_drains_them_before_the_ca_changes_and_prints_join_commands_after(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vc = make_vcluster(private_nodes=True)
+    vc = make_vcluster(emulated_readiness=True, private_nodes=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         gen = wait_serving(emulator, None)

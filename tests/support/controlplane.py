@@ -146,36 +146,78 @@ def _ready(server: str, ca_file: Path) -> bool:
         return False
 
 
+def start_etcd(pki_dir: Path, workdir: Path, *, etcd: Path | None = None, timeout: float = READY_TIMEOUT,
+               client_port: int | None = None) -> RunningControlPlane:
+    """Only etcd (certificates under `pki_dir`/etcd, data in `workdir`/etcd-data), as a store other
+    control planes use (`start_control_plane(..., etcd_endpoint=…)`), on `client_port` when given (a
+    restarted store keeps its address); returns once it accepts connections. `server` is empty: there
+    is no API server."""
+    pki, workdir = pki_dir.resolve(), workdir.resolve()
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    free = free_ports(2)
+    client_port, peer_port = client_port or free[0], free[1]
+    store = RunningControlPlane(server="", ca_file=pki / "etcd" / "ca.crt", logs=logs,
+                                etcd_endpoint=f"https://127.0.0.1:{client_port}")
+    try:
+        with (logs / "etcd.log").open("ab") as log:
+            store.processes.append(subprocess.Popen(
+                [str(etcd or binary("etcd")),
+                 *_etcd_args(pki, workdir / "etcd-data", client_port, peer_port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+
+        def listening() -> bool:
+            if store.processes[0].poll() is not None:
+                raise RuntimeError(f"etcd from {pki} exited\n{store.log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", client_port), timeout=1).close()
+            except OSError:
+                return False
+            return True
+
+        wait_until(listening, timeout=timeout, interval=0.2, fail=lambda: RuntimeError(
+            f"etcd from {pki}: not listening after {timeout:.0f}s\n{store.log_tail()}"))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.stop()
+        raise
+    return store
+
+
 def start_control_plane(pki_dir: Path, workdir: Path, *, etcd: Path | None = None,
                         apiserver: Path | None = None, timeout: float = READY_TIMEOUT,
-                        extra_apiserver_args: Sequence[str] = ()) -> RunningControlPlane:
+                        extra_apiserver_args: Sequence[str] = (),
+                        etcd_endpoint: str | None = None) -> RunningControlPlane:
     """Start etcd and kube-apiserver from `pki_dir` (vCluster's /data/pki layout); wait for /readyz.
 
     Reusing the same `workdir` keeps the etcd data (objects survive a restart with a new PKI).
-    `extra_apiserver_args` are appended (a later flag wins for single-valued flags).
+    `extra_apiserver_args` are appended (a later flag wins for single-valued flags). With
+    `etcd_endpoint` no etcd is started: kube-apiserver uses that one (see `start_etcd`).
     """
     pki = pki_dir.resolve()
     workdir = workdir.resolve()
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     client_port, peer_port, api_port = free_ports(3)
-    etcd_endpoint = f"https://127.0.0.1:{client_port}"
+    external = etcd_endpoint is not None
+    etcd_endpoint = etcd_endpoint or f"https://127.0.0.1:{client_port}"
     plane = RunningControlPlane(server=f"https://127.0.0.1:{api_port}", ca_file=_serving_ca(pki), logs=logs,
                                 etcd_endpoint=etcd_endpoint)
+    names = ("kube-apiserver",) if external else ("etcd", "kube-apiserver")
     try:
-        with (logs / "etcd.log").open("ab") as log:
-            plane.processes.append(subprocess.Popen(
-                [str(etcd or binary("etcd")),
-                 *_etcd_args(pki, workdir / "etcd-data", client_port, peer_port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+        if not external:
+            with (logs / "etcd.log").open("ab") as log:
+                plane.processes.append(subprocess.Popen(
+                    [str(etcd or binary("etcd")),
+                     *_etcd_args(pki, workdir / "etcd-data", client_port, peer_port)],
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
         with (logs / "kube-apiserver.log").open("ab") as log:
             plane.processes.append(subprocess.Popen(
                 [str(apiserver or binary("kube-apiserver")),
                  *_apiserver_args(pki, etcd_endpoint, api_port, workdir), *extra_apiserver_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
         def ready() -> bool:
-            exited = [name for name, p in zip(("etcd", "kube-apiserver"), plane.processes, strict=False)
-                      if p.poll() is not None]
+            exited = [name for name, p in zip(names, plane.processes, strict=False) if p.poll() is not None]
             if exited:
                 raise RuntimeError(
                     f"control plane from {pki}: {', '.join(exited)} exited\n{plane.log_tail()}")

@@ -32,6 +32,9 @@ NODE_COUNT = 2
 NODE_PREFIX = "kwok-node-"
 # Label that makes the kwok stage below hold a pod in a container "waiting" state instead of Ready.
 WAITING_REASON_LABEL = "vcerts.io/test-waiting-reason"
+# Label of pods whose readiness the control-plane emulator sets (tests/support/emulator.py): kwok makes
+# them Running with running containers that are not Ready, and leaves the rest to the emulator.
+EMULATED_READINESS_LABEL = "vcerts.io/test-readiness"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 
 # Added to the default kwok stages: a pod labelled WAITING_REASON_LABEL=<reason> (e.g. CrashLoopBackOff)
@@ -92,6 +95,63 @@ spec:
       phase: Running
       startTime: {{ $now | Quote }}
 """.replace("LABEL", WAITING_REASON_LABEL)
+
+# A pod labelled EMULATED_READINESS_LABEL starts as a real one whose readiness probe does not pass yet:
+# phase Running, containers running, Ready=False. kwok's own stages never touch a Running pod again, so
+# the emulator's status patches (Ready once its plane answers, CrashLoopBackOff when it cannot) stay.
+STARTING_STAGE = """\
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: vcerts-pod-starting
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - jq:
+        key: '.metadata.labels["LABEL"]'
+        operator: Exists
+    - jq:
+        key: .metadata.deletionTimestamp
+        operator: DoesNotExist
+    - jq:
+        key: .status.phase
+        operator: In
+        values:
+        - Pending
+  weight: 1000
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: ContainersNotReady
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: ContainersNotReady
+        type: ContainersReady
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        started: true
+        restartCount: 0
+        state:
+          running:
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: Running
+      startTime: {{ $now | Quote }}
+""".replace("LABEL", EMULATED_READINESS_LABEL)
+STAGES = {"vcerts-pod-waiting": WAITING_STAGE, "vcerts-pod-starting": STARTING_STAGE}
 
 
 def default_workdir() -> Path:
@@ -322,13 +382,14 @@ class DevCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._config_path.write_text(json.dumps(config, indent=2) + "\n")
 
-    def _add_waiting_stage(self) -> bool:
-        """Append our stage to the cluster's kwok config (after kwokctl wrote the defaults)."""
+    def _add_stages(self) -> bool:
+        """Append our stages missing from the cluster's kwok config (after kwokctl wrote the defaults)."""
         path = self.cluster_dir / "kwok.yaml"
         text = path.read_text()
-        if "name: vcerts-pod-waiting" in text:
+        missing = [stage for name, stage in STAGES.items() if f"name: {name}\n" not in text]
+        if not missing:
             return False
-        path.write_text(text.rstrip("\n") + "\n---\n" + WAITING_STAGE)
+        path.write_text(text.rstrip("\n") + "".join("\n---\n" + stage for stage in missing))
         return True
 
     def _stop_component(self, component: str, *, grace: float = 20.0) -> None:
@@ -366,7 +427,7 @@ class DevCluster:
             elif not (self._components_alive() and self._served()):
                 self._start_stopped()
                 changed = True
-            if self._add_waiting_stage():
+            if self._add_stages():
                 # kwok reads its stages at start: restart only the kwok controller to load ours.
                 self._stop_component("kwok-controller")
                 self._start_stopped()

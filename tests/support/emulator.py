@@ -2,8 +2,9 @@
 
 kwok runs no containers, so nothing on the host uses the certificates `kubectl vcerts` writes. This
 closes the gap. `Emulator(kubeconfig, namespace, name, workdir)` polls the pods
-`app=vcluster,release=NAME`; whenever a new control-plane pod (new UID) is Running it does what
-vCluster does at start-up (loft-sh/vcluster `pkg/certs/ensure.go`, `pkg/util/kubeconfig/kubeconfig.go`):
+`app=vcluster,release=NAME`; for every new control-plane pod (new UID) that is Running — each HA
+replica and each pod of a surge rollout on its own — it does what vCluster does at start-up
+(loft-sh/vcluster `pkg/certs/ensure.go`, `pkg/util/kubeconfig/kubeconfig.go`):
 
   1. read `NAME-certs` (missing → generate a PKI with the REAL kubeadm and create the secret, as
      `EnsureCerts` does);
@@ -12,15 +13,20 @@ vCluster does at start-up (loft-sh/vcluster `pkg/certs/ensure.go`, `pkg/util/kub
      `kubeadm init phase certs all` / `kubeconfig …` ("create if not exists", vCluster's inputs from
      vc-config-NAME), rename super-admin.conf over admin.conf, and merge-patch the secret's data
      without a resourceVersion precondition (`SyncSecret`);
-  3. download the secret into the PKI directory, which lives as long as the pod's volume (certMap
+  3. download the secret into the PKI directory, which lives as long as the pod's `data` volume (its
+     PVC: kept per claim; an emptyDir: this pod only — `volume_key`) (certMap
      paths, other keys under their name, written over what is there; an empty certMap value fails
      with "secret is missing KEY"; server-ca/client-ca copies of ca.* only where no file exists, so a
      stale copy survives; in the k3s split the renewal re-signs apiserver.crt with server-ca and makes
      the kubeconfigs trust it, as `ensureAPIServerServingCertSignedByServerCA` and
      `ensureKubeConfigsTrustServerCA` do);
   4. start a REAL etcd + kube-apiserver from that directory with the k8s distro's flags on free
-     loopback ports (`tests.support.controlplane.start_control_plane`); etcd data lives in the same
-     work directory across restarts (like the PVC), so objects survive; in front of it the syncer's
+     loopback ports (`tests.support.controlplane.start_control_plane`); etcd data lives on the same
+     volume, so objects survive a restart on a PVC and not on an emptyDir. With deployed etcd
+     (`controlPlane.backingStore.etcd.deploy`) every plane's kube-apiserver uses one REAL etcd instead
+     (`Store`: NAME-certs' etcd files rewritten in place when the secret changes, as the secret
+     volume of the NAME-etcd pods is; started again when one of those pods is replaced; its data
+     wiped when all were replaced at once from emptyDirs); in front of it the syncer's
      API (`tests.support.syncer_proxy`): its own in-memory ECDSA serving certificate signed by the
      first certificate of server-ca.crt, client certificates checked against client-ca.crt;
   5. publish `kube-root-ca.crt` (= server-ca.crt) in kube-system, default and kube-public, as the
@@ -28,17 +34,21 @@ vCluster does at start-up (loft-sh/vcluster `pkg/certs/ensure.go`, `pkg/util/kub
      whose controlPlaneEndpoint is the reachable address (the pro build writes it; not in OSS);
   6. rewrite `vc-NAME` from admin.conf with the reachable server (keys config, certificate-authority,
      client-certificate, client-key, token), as the leader does. The server is a stable loopback port
-     (`Forwarder`, plain TCP) in front of whichever syncer runs, as the Service NAME is in front of
-     the pods: a kubeconfig saved before a restart still points at the right place.
+     (`Forwarder`, plain TCP) in front of the newest serving syncer, as the Service NAME is in front
+     of the Ready pods: a kubeconfig saved before a restart still points at the right place;
+  7. pods labelled `EMULATED_READINESS_LABEL` (fixture `emulated_readiness=True`; a kwok Stage keeps
+     them Running and not Ready) are reported Ready once their plane serves, CrashLoopBackOff when it
+     cannot start, as the kubelet's readiness probe and restarts would show them.
 
-When the pod goes away (deleted or terminating) the processes stop; a new pod starts them again from
+When the pod goes away (deleted or terminating) its processes stop; a new pod starts them again from
 whatever the secret holds then. Differences from vCluster, on purpose:
   * the syncer is a TLS relay, not vCluster's proxy (see `tests.support.syncer_proxy` for how it
     differs); vc-NAME names the reachable address, not `https://localhost:8443`;
   * a control plane that could not work is not started: a serving CA that has expired (vCluster's
     syncer fails with "expired CA certificate: …") or an expired certificate etcd/kube-apiserver need.
-    The generation is recorded as crashed with that reason (the real pod would crash-loop; kwok keeps
-    showing it Running) — this saves the minutes a doomed start would wait;
+    The generation is recorded as crashed with that reason — this saves the minutes a doomed start
+    would wait; a crashed pod is not started again until it is replaced (the kubelet would retry);
+  * HA replicas each run their own etcd, not one etcd cluster (each replica's objects are its own);
   * no kube-controller-manager/scheduler run in the virtual cluster (nodes are plain objects).
 
 Use it as a context manager or `start()`/`stop()` (a daemon thread), or as a process for the demo:
@@ -64,13 +74,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from cryptography import x509
 
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
-from tests.support.controlplane import RunningControlPlane, start_control_plane
+from tests.support.controlplane import RunningControlPlane, start_control_plane, start_etcd
+from tests.support.devcluster import EMULATED_READINESS_LABEL
 from tests.support.kubeadm_pki import (
     FILE_TO_KEY,
     KEY_TO_FILE,
@@ -105,6 +116,7 @@ class Generation:
     server: str | None = None  # https://127.0.0.1:PORT once serving: the Service in front of the syncer
     apiserver: str | None = None  # the pod's kube-apiserver itself (behind the syncer)
     ca_file: Path | None = None
+    volume: str = ""  # where its /data lives: "claim-<PVC>" (kept) or "pod-<uid>" (an emptyDir)
     renewed: tuple[str, ...] = ()  # secret keys the start-up renewal re-issued
     generated: bool = False  # NAME-certs was missing and got created
     crashed: str | None = None  # why it could not start
@@ -302,10 +314,112 @@ def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode() for k, v in data.items()}
 
 
+def volume_key(pod: Any) -> str:
+    """Where the pod's /data lives: its `data` PersistentVolumeClaim (a StatefulSet's claim template
+    gives every replica its own, kept across restarts) or else an emptyDir (this pod only)."""
+    for volume in pod.spec.volumes or ():
+        if volume.name == "data" and volume.persistent_volume_claim is not None:
+            return f"claim-{volume.persistent_volume_claim.claim_name}"
+    return f"pod-{pod.metadata.uid}"
+
+
+def readiness_status(pod: Any, *, serving: bool) -> dict[str, Any]:
+    """A status patch: Ready with running containers, or not Ready with them crash-looping."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    flag = "True" if serving else "False"
+    conditions = [{"type": kind, "status": flag, "lastTransitionTime": now,
+                   **({} if serving else {"reason": "ContainersNotReady"})}
+                  for kind in ("Ready", "ContainersReady")]
+    state: dict[str, Any] = (
+        {"running": {"startedAt": now}} if serving
+        else {"waiting": {"reason": "CrashLoopBackOff", "message": "emulated: the plane cannot start"}}
+    )
+    statuses = [{"name": c.name, "image": c.image, "ready": serving, "started": serving,
+                 "restartCount": 0 if serving else 1, "state": state} for c in pod.spec.containers]
+    return {"status": {"conditions": conditions, "containerStatuses": statuses}}
+
+
+class Store:
+    """Deployed etcd (`NAME-etcd`) as one REAL etcd that every emulated control plane uses.
+
+    Its certificate files are NAME-certs' etcd entries, rewritten in place whenever the secret changes
+    (the etcd pods mount NAME-certs as a secret volume, which the kubelet updates); etcd reads its key
+    pair at every handshake but its trusted CA only at start. It is started again when an etcd pod is
+    replaced, from the files as they are then; when every member was replaced at once and their `data`
+    is an emptyDir, with no data (chart: etcd-statefulset.yaml)."""
+
+    FILES: ClassVar[dict[str, str]] = {
+        "etcd-ca.crt": "ca.crt", "etcd-server.crt": "server.crt", "etcd-server.key": "server.key",
+        "etcd-peer.crt": "peer.crt", "etcd-peer.key": "peer.key"}
+
+    def __init__(self, session: KubeSession, namespace: str, name: str, workdir: Path) -> None:
+        self.session, self.namespace, self.name, self.workdir = session, namespace, name, workdir
+        self.etcd: RunningControlPlane | None = None
+        self._port: int | None = None  # kept across restarts, as the Service NAME-etcd is
+        self.generation = 0  # how many times etcd was started
+        self._version = ""
+        self._members: set[str] = set()
+
+    def _pods(self) -> list[Any]:
+        return [p for p in self.session.core.list_namespaced_pod(
+            self.namespace, label_selector=f"app=vcluster-etcd,release={self.name}").items
+            if p.metadata.deletion_timestamp is None]
+
+    def _refresh_files(self) -> None:
+        secret = self.session.core.read_namespaced_secret(f"{self.name}-certs", self.namespace)
+        if secret.metadata.resource_version == self._version:
+            return
+        self._version = secret.metadata.resource_version
+        target = self.workdir / "pki" / "etcd"
+        target.mkdir(parents=True, exist_ok=True)
+        for key, file in self.FILES.items():
+            value = base64.b64decode((secret.data or {}).get(key) or "")
+            if value:
+                path = target / file
+                path.touch(mode=0o600, exist_ok=True)
+                path.write_bytes(value)
+
+    def endpoint(self) -> str:
+        if self.etcd is None:
+            self._start(wipe=False)
+        assert self.etcd is not None
+        return self.etcd.etcd_endpoint
+
+    def _start(self, *, wipe: bool) -> None:
+        self._refresh_files()
+        pods = self._pods()
+        self._members = {p.metadata.uid for p in pods}
+        if wipe:
+            shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
+        self.etcd = start_etcd(self.workdir / "pki", self.workdir, timeout=START_TIMEOUT,
+                               client_port=self._port)
+        self._port = int(self.etcd.etcd_endpoint.rsplit(":", 1)[1])
+        self.generation += 1
+
+    def tend(self) -> None:
+        """Follow the secret (files in place) and the etcd pods (a replaced member restarts etcd)."""
+        if self.etcd is None:
+            return
+        self._refresh_files()
+        pods = self._pods()
+        members = {p.metadata.uid for p in pods}
+        if not members or members >= self._members:
+            return  # none running (being replaced: wait), or nobody replaced
+        ephemeral = all(volume_key(p).startswith("pod-") for p in pods)
+        self.etcd.stop()
+        self._start(wipe=ephemeral and not (members & self._members))
+
+    def stop(self) -> None:
+        if self.etcd is not None:
+            self.etcd.stop()
+            self.etcd = None
+
+
 class Forwarder:
-    """A stable loopback address in front of the current kube-apiserver, like the Service NAME (443 →
-    8443) in front of whichever pod runs: plain TCP, so TLS is end-to-end with the API server. Without a
-    backend, connections are closed at once (what a client of a Service without endpoints sees)."""
+    """A stable loopback address in front of the serving syncer, like the Service NAME (443 → 8443) in
+    front of the Ready pods: plain TCP, so TLS is end-to-end with the syncer. A new backend takes the new
+    connections; open ones stay with theirs until it stops (`drop`). Without a backend, connections are
+    closed at once (what a client of a Service without endpoints sees)."""
 
     def __init__(self) -> None:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -314,7 +428,7 @@ class Forwarder:
         self._listener.listen(64)
         self.port: int = self._listener.getsockname()[1]
         self.backend: int | None = None
-        self._open: set[socket.socket] = set()
+        self._open: dict[socket.socket, int] = {}  # open socket -> the backend port it belongs to
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._accept, name="emulator-forwarder", daemon=True).start()
@@ -326,14 +440,21 @@ class Forwarder:
     def set_backend(self, port: int | None) -> None:
         with self._lock:
             self.backend = port
-            stale, self._open = self._open, set()
-        for sock in stale:  # connections to a stopped API server end with it
+
+    def drop(self, port: int | None = None) -> None:
+        """Close the connections to backend `port` (every one when None): it is stopping."""
+        with self._lock:
+            stale = [sock for sock, backend in self._open.items() if port is None or backend == port]
+            for sock in stale:
+                del self._open[sock]
+        for sock in stale:
             with contextlib.suppress(OSError):
                 sock.close()
 
     def close(self) -> None:
         self._closed = True
         self.set_backend(None)
+        self.drop()
         with contextlib.suppress(OSError):
             self._listener.close()
 
@@ -355,7 +476,7 @@ class Forwarder:
                 client.close()
                 continue
             with self._lock:
-                self._open.update((client, upstream))
+                self._open.update({client: backend, upstream: backend})
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
@@ -372,8 +493,8 @@ class Forwarder:
                 with contextlib.suppress(OSError):
                     sock.close()
             with self._lock:
-                self._open.discard(src)
-                self._open.discard(dst)
+                self._open.pop(src, None)
+                self._open.pop(dst, None)
 
 
 class Emulator:
@@ -400,7 +521,8 @@ class Emulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._session: KubeSession | None = None
-        self._handled_uid: str | None = None
+        self._handled: set[str] = set()  # pod uids whose start-up ran
+        self._store: Store | None = None  # deployed etcd, when the vCluster has it
         self.forwarder: Forwarder | None = None
 
     # ---------------------------------------------------------------------------- lifecycle
@@ -415,7 +537,7 @@ class Emulator:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=START_TIMEOUT + 30)  # a start under way finishes first
-        self._stop_plane()
+        self._stop_all()
         if self.forwarder is not None:
             self.forwarder.close()
         if self._session is not None:
@@ -430,6 +552,11 @@ class Emulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    @property
+    def store(self) -> Store | None:
+        """Deployed etcd, once a plane of a vCluster with it started."""
+        return self._store
 
     @property
     def current(self) -> Generation | None:
@@ -483,30 +610,42 @@ class Emulator:
             for p in pods
             if p.metadata.deletion_timestamp is None and (p.status.phase if p.status else "") == "Running"
         }
-        current = self.current
-        if current is not None and current.plane is not None and current.pod_uid not in live:
-            self._stop_plane()
-        if not live:
-            return
-        pod = next(iter(live.values()))
-        if pod.metadata.uid == self._handled_uid:
-            return
-        if current is not None and current.pod_uid in live:
-            return  # the pod we serve for is still there (HA: one emulated plane per vCluster)
-        self._handled_uid = pod.metadata.uid
-        self._start_generation(pod)
+        for gen in self._running():
+            if gen.pod_uid not in live:  # its pod was deleted: its processes end with it
+                self._stop_generation(gen)
+        if self._store is not None:
+            self._store.tend()
+        for uid, pod in live.items():  # every pod its own start-up (HA replicas, a surge rollout)
+            if uid not in self._handled:
+                self._handled.add(uid)
+                self._start_generation(pod)
 
-    def _stop_plane(self) -> None:
+    def _running(self) -> list[Generation]:
         with self._cond:
-            gen = self.generations[-1] if self.generations else None
-        if gen is not None and gen.plane is not None:
-            if self.forwarder is not None:
-                self.forwarder.set_backend(None)
-            if gen.syncer is not None:
-                gen.syncer.stop()
-                gen.syncer = None
-            gen.plane.stop()
-            gen.plane = None
+            return [g for g in self.generations if g.plane is not None]
+
+    def _route(self) -> None:
+        """The Service: new connections go to the newest serving plane whose pod is there."""
+        serving = [g for g in self._running() if g.serving and g.syncer is not None]
+        if self.forwarder is not None:
+            self.forwarder.set_backend(serving[-1].syncer.port if serving and serving[-1].syncer else None)
+
+    def _stop_generation(self, gen: Generation) -> None:
+        syncer, plane = gen.syncer, gen.plane
+        gen.syncer, gen.plane = None, None
+        self._route()
+        if self.forwarder is not None and syncer is not None:
+            self.forwarder.drop(syncer.port)
+        if syncer is not None:
+            syncer.stop()
+        if plane is not None:
+            plane.stop()
+
+    def _stop_all(self) -> None:
+        for gen in self._running():
+            self._stop_generation(gen)
+        if self._store is not None:
+            self._store.stop()
 
     # ---------------------------------------------------------------------------- start-up
     def _read_secret(self, name: str) -> Any | None:
@@ -555,22 +694,36 @@ class Emulator:
         assert self._session is not None
         with self._cond:
             gen = Generation(
-                number=len(self.generations) + 1, pod_uid=pod.metadata.uid, pod_name=pod.metadata.name
+                number=len(self.generations) + 1, pod_uid=pod.metadata.uid, pod_name=pod.metadata.name,
+                volume=volume_key(pod),
             )
             self.generations.append(gen)
         try:
             self._start(gen)
         except Exception as exc:
             gen.crashed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        self._route()
+        self._report_readiness(pod, gen)
         with self._cond:
             self._cond.notify_all()
+
+    def _report_readiness(self, pod: Any, gen: Generation) -> None:
+        """The pod's readiness as the kubelet would report it (pods labelled for emulated readiness)."""
+        if EMULATED_READINESS_LABEL not in (pod.metadata.labels or {}):
+            return
+        assert self._session is not None
+        with contextlib.suppress(Exception):  # the pod may be gone already
+            self._session.core.patch_namespaced_pod_status(
+                pod.metadata.name, self.namespace, readiness_status(pod, serving=gen.serving))
 
     def _start(self, gen: Generation) -> None:
         assert self._session is not None
         core = self._session.core
         values, tag = self._values()
         service_cidr = self._service_cidr(values)
-        pki = self.workdir / "data" / "pki"
+        # /data lives as long as the pod's `data` volume: its PVC, else (emptyDir) this pod only
+        volume = self.workdir / "volumes" / gen.volume
+        pki = volume / "pki"
         now = datetime.now(UTC)
         certs_name = f"{self.name}-certs"
         secret = self._read_secret(certs_name)
@@ -611,17 +764,22 @@ class Emulator:
         if reason is not None:
             gen.crashed = reason
             return
-        plane = start_control_plane(pki, self.workdir / "plane", timeout=START_TIMEOUT)
+        endpoint = None
+        if ((values.get("controlPlane") or {}).get("backingStore") or {}).get("etcd", {}).get(
+                "deploy", {}).get("enabled"):
+            if self._store is None:
+                self._store = Store(self._session, self.namespace, self.name, self.workdir / "store")
+            endpoint = self._store.endpoint()
+        plane = start_control_plane(pki, volume / "plane", timeout=START_TIMEOUT, etcd_endpoint=endpoint)
         gen.plane = plane
         assert self.forwarder is not None
         try:
             gen.syncer = self._start_syncer(gen, pki, plane, data, values, now=now)
-            self.forwarder.set_backend(gen.syncer.port)
             server = self.forwarder.server
-            self._publish(server, data, private_nodes=bool((values.get("privateNodes") or {}).get("enabled")))
+            self._publish(gen.syncer.server, server, data, pki,
+                          private_nodes=bool((values.get("privateNodes") or {}).get("enabled")))
             self._write_vc_secret(data["admin.conf"], server)
         except BaseException:
-            self.forwarder.set_backend(None)
             if gen.syncer is not None:
                 gen.syncer.stop()
                 gen.syncer = None
@@ -648,19 +806,21 @@ class Emulator:
 
         return build_session(with_server(yaml.safe_load(admin_conf), server))
 
-    def _publish(self, server: str, data: Mapping[str, bytes], *, private_nodes: bool) -> None:
+    def _publish(self, server: str, endpoint: str, data: Mapping[str, bytes], pki: Path, *,
+                 private_nodes: bool) -> None:
+        """What the starting pod publishes through its own API (`server`); `endpoint` is the reachable
+        address (the Service)."""
         session = self.virtual_session(data["admin.conf"], server)
         try:
-            root_ca = (self.workdir / "data" / "pki" / "server-ca.crt").read_text()
+            root_ca = (pki / "server-ca.crt").read_text()
             for ns in ROOT_CA_NAMESPACES:
                 self._apply_config_map(session, ns, "kube-root-ca.crt", {"ca.crt": root_ca})
             if private_nodes:
-                endpoint = server.removeprefix("https://")
                 cluster = {
                     "apiVersion": "kubeadm.k8s.io/v1beta4",
                     "kind": "ClusterConfiguration",
                     "clusterName": "kubernetes",
-                    "controlPlaneEndpoint": endpoint,
+                    "controlPlaneEndpoint": endpoint.removeprefix("https://"),
                     "certificatesDir": "/data/pki",
                 }
                 self._apply_config_map(

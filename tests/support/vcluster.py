@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import yaml
 
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
-from tests.support.devcluster import WAITING_REASON_LABEL
+from tests.support.devcluster import EMULATED_READINESS_LABEL, WAITING_REASON_LABEL
 from tests.support.k3s_migration import MIGRATED_ANNOTATION, migrate_from_k3s
 from tests.support.kubeadm_pki import generate_vcluster_pki, with_expired_ca, with_expired_leaves
 from tests.support.polling import wait_until
@@ -78,6 +78,8 @@ class VClusterSpec:
     waiting_reason: str = "CrashLoopBackOff"  # the container state when pod_running=False
     with_certs_secret: bool = True  # False: no NAME-certs at all (a vCluster that never started)
     migrated_from_k3s: bool = False  # NAME-certs as vCluster's k3s → k8s migration leaves it (split CA)
+    # control-plane pods Ready only when the emulator's plane for them answers (it sets their status)
+    emulated_readiness: bool = False
 
     def __post_init__(self) -> None:
         if self.distro not in {"k8s", "k3s"}:
@@ -265,6 +267,8 @@ def _pod_template(name: str, spec: VClusterSpec, config_hash: str) -> dict[str, 
     labels = {"app": "vcluster", "release": name}
     if not spec.pod_running:
         labels[WAITING_REASON_LABEL] = spec.waiting_reason
+    elif spec.emulated_readiness:
+        labels[EMULATED_READINESS_LABEL] = "emulated"
     volumes: list[dict[str, Any]] = [
         {"name": "vcluster-config", "secret": {"secretName": f"vc-config-{name}"}}]
     if not spec.persistence:
@@ -495,13 +499,13 @@ def pod_ready(pod: Any) -> bool:
 
 
 def _pods_settled(session: KubeSession, namespace: str, selector: str, count: int, *,
-                  running: bool, reason: str) -> tuple[bool, str]:
+                  running: bool, reason: str, ready: bool = True) -> tuple[bool, str]:
     pods = session.core.list_namespaced_pod(namespace, label_selector=selector).items
     summary = ", ".join(f"{p.metadata.name}={pod_status(p)}/ready={pod_ready(p)}" for p in pods) or "no pods"
     if len(pods) != count:
         return False, summary
     if running:
-        ok = all(pod_status(p) == "Running" and pod_ready(p) for p in pods)
+        ok = all(pod_status(p) == "Running" and (pod_ready(p) or not ready) for p in pods)
     else:
         ok = all(pod_status(p) == reason and not pod_ready(p) for p in pods)
     return ok, summary
@@ -511,25 +515,27 @@ def wait_for_vcluster(session: KubeSession, vcluster: FixtureVCluster, *,
                       timeout: float = WAIT_TIMEOUT) -> None:
     """Wait until the control-plane pods (and etcd pods) are in the state the spec asks for."""
     spec = vcluster.spec
-    checks = [(vcluster.selector, spec.pod_running)]
+    # with emulated readiness the control plane turns Ready once an emulator serves it: Running will do
+    checks = [(vcluster.selector, spec.pod_running, not spec.emulated_readiness)]
     if spec.deployed_etcd:
-        checks.append((vcluster.etcd_selector, True))
+        checks.append((vcluster.etcd_selector, True, True))
     deadline = time.monotonic() + timeout
-    for selector, running in checks:
-        _wait_settled(session, vcluster, selector, running=running, deadline=deadline, timeout=timeout)
+    for selector, running, ready in checks:
+        _wait_settled(session, vcluster, selector, running=running, ready=ready, deadline=deadline,
+                      timeout=timeout)
 
 
 def _wait_settled(session: KubeSession, vcluster: FixtureVCluster, selector: str, *, running: bool,
-                  deadline: float, timeout: float) -> None:
+                  ready: bool, deadline: float, timeout: float) -> None:
     spec = vcluster.spec
     seen = ["no pods"]
 
     def settled() -> bool:
         ok, seen[0] = _pods_settled(session, vcluster.namespace, selector, spec.replicas,
-                                    running=running, reason=spec.waiting_reason)
+                                    running=running, reason=spec.waiting_reason, ready=ready)
         return ok
 
-    want = "Running and Ready" if running else spec.waiting_reason
+    want = ("Running and Ready" if ready else "Running") if running else spec.waiting_reason
     wait_until(settled, timeout=max(0.0, deadline - time.monotonic()), fail=lambda: TimeoutError(
         f"pods {selector} in {vcluster.namespace} not {want} after {timeout:.0f}s: {seen[0]}"))
 

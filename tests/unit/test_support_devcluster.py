@@ -10,7 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.devcluster import WAITING_REASON_LABEL, WAITING_STAGE, DevCluster
+from tests.support.devcluster import (
+    EMULATED_READINESS_LABEL,
+    STAGES,
+    WAITING_REASON_LABEL,
+    WAITING_STAGE,
+    DevCluster,
+)
 
 
 def _cluster(tmp_path: Path) -> DevCluster:
@@ -61,3 +67,13 @@ def test_the_waiting_stage_selects_labelled_pending_pods_and_outweighs_pod_ready
     assert f'.metadata.labels["{WAITING_REASON_LABEL}"]' in keys
     assert stage["spec"]["weight"] > 0
     assert f'index .metadata.labels "{WAITING_REASON_LABEL}"' in stage["spec"]["next"]["statusTemplate"]
+
+
+def test_the_starting_stage_holds_labelled_pods_running_but_not_ready() -> None:
+    stage = yaml.safe_load(STAGES["vcerts-pod-starting"])
+    keys = [e["jq"]["key"] for e in stage["spec"]["selector"]["matchExpressions"]]
+    assert f'.metadata.labels["{EMULATED_READINESS_LABEL}"]' in keys and stage["spec"]["weight"] > 0
+    template = stage["spec"]["next"]["statusTemplate"]
+    assert "phase: Running" in template and "running:" in template
+    assert 'status: "False"\n  reason: ContainersNotReady\n  type: Ready' in template
+    assert set(STAGES) == {yaml.safe_load(text)["metadata"]["name"] for text in STAGES.values()}

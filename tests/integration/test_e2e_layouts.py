@@ -1,0 +1,157 @@
+"""End to end on layouts beyond the chart default, with the emulator playing every pod's start-up and
+setting its readiness (Ready only once its plane answers), and deployed etcd as a REAL etcd on the
+secret's files (CA read at start, key pair at every handshake):
+
+* a Deployment with deployed etcd: a leaf rotation is a surge rollout, and a kubeconfig saved before it
+  lists namespaces at every moment — polled continuously, not only before and after;
+* a CA change restarts etcd with the control plane: the data survives, the new vc-NAME works and the
+  saved kubeconfig is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.e2e_support import emulated, kubectl, plugin, save_vc_kubeconfig, wait_serving
+from tests.support.emulator import Emulator, Generation
+
+pytestmark = pytest.mark.cluster
+
+
+@dataclass
+class Probes:
+    """`kubectl get namespaces` with one kubeconfig, again and again, each result kept."""
+
+    results: list[tuple[float, bool, str]] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[tuple[float, bool, str]]:
+        return [r for r in self.results if not r[1]]
+
+
+def one_request(kubeconfig: Path, workdir: Path) -> Callable[[], tuple[bool, str]]:
+    """GET /api/v1/namespaces with the kubeconfig's server, CA and client certificate: one attempt on a
+    new connection each time (kubectl would retry a GET whose connection was reset and hide a gap)."""
+    doc = yaml.safe_load(kubeconfig.read_text())
+    cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]["user"]
+    trusted = base64.b64decode(cluster["certificate-authority-data"]).decode()
+    context = ssl.create_default_context(cadata=trusted)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert, key = workdir / "client.crt", workdir / "client.key"
+    for path, field_name in ((cert, "client-certificate-data"), (key, "client-key-data")):
+        path.touch(mode=0o600)
+        path.write_bytes(base64.b64decode(user[field_name]))
+    context.load_cert_chain(cert, key)
+    host, port = cluster["server"].removeprefix("https://").rsplit(":", 1)
+
+    def request() -> tuple[bool, str]:
+        connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=5)
+        try:
+            connection.request("GET", "/api/v1/namespaces")
+            response = connection.getresponse()
+            response.read()
+            return response.status == 200, f"HTTP {response.status}"
+        except (OSError, http.client.HTTPException) as exc:
+            return False, f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            connection.close()
+
+    return request
+
+
+@contextmanager
+def probing(kubeconfig: Path, workdir: Path) -> Iterator[Probes]:
+    probes = Probes()
+    stop = threading.Event()
+    request = one_request(kubeconfig, workdir)
+
+    def run() -> None:
+        while not stop.is_set():
+            ok, detail = request()
+            probes.results.append((time.monotonic(), ok, detail))
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield probes
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def serving_planes(emulator: Emulator) -> list[Generation]:
+    return [g for g in emulator.generations if g.plane is not None and g.serving]
+
+
+def wait_one_plane(emulator: Emulator, after: Generation, timeout: float = 60) -> Generation:
+    """The newest plane serving, once it is the only one (the old pod gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        planes = serving_planes(emulator)
+        if len(planes) == 1 and planes[0].number > after.number:
+            return planes[0]
+        time.sleep(0.2)  # polling the emulator's state, not timing an assertion
+    raise AssertionError(f"planes still serving: {[g.number for g in serving_planes(emulator)]}")
+
+
+def test_a_deployment_with_deployed_etcd_answers_at_every_moment_of_a_leaf_rotation(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster(persistence=False, deployed_etcd=True, emulated_readiness=True)
+    assert vc.kind == "Deployment"
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        first = wait_serving(emulator, None)
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        made = kubectl(saved, "create", "serviceaccount", "survivor", "-n", "default")
+        assert made.returncode == 0, made.stderr
+
+        with probing(saved, tmp_path / "probe") as probes:
+            result = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "150s", "-o", "json")
+            assert result.returncode == 0, result.stderr
+            second = wait_one_plane(emulator, first)
+        assert [s["group"] for s in json.loads(result.stdout)["restart"]["steps"]] == ["rollout"]
+        assert len(probes.results) >= 20, "too few probes to show anything"
+        assert probes.failures == [], f"{len(probes.failures)} of {len(probes.results)} probes failed"
+        assert second.pod_uid != first.pod_uid and first.plane is None
+        # the data is in deployed etcd, not in the pod: the new pod's plane has it
+        got = kubectl(saved, "get", "serviceaccount", "survivor", "-n", "default", "-o", "name")
+        assert got.stdout.strip() == "serviceaccount/survivor", got.stderr
+
+
+def test_a_ca_change_restarts_deployed_etcd_on_the_new_ca_and_keeps_its_data(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster(persistence=False, deployed_etcd=True, emulated_readiness=True)
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        first = wait_serving(emulator, None)
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        made = kubectl(saved, "create", "configmap", "survivor", "-n", "default")
+        assert made.returncode == 0, made.stderr
+        etcd_before = emulator.store.generation if emulator.store else None
+
+        result = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "150s")
+        assert result.returncode == 0, result.stderr
+        wait_one_plane(emulator, first)
+        assert emulator.store is not None and emulator.store.generation != etcd_before, (
+            "etcd was not started again on the new CA")
+        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        got = kubectl(fresh, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+        assert got.stdout.strip() == "configmap/survivor", got.stderr
+        refused = kubectl(saved, "get", "namespaces")
+        assert refused.returncode != 0 and "x509" in refused.stderr, refused.stderr
