@@ -41,6 +41,7 @@ def kubeconfig_follow_up(
     kubeconfig_out: Path | None,
     overwrite: bool,
     update_kubeconfig: bool,
+    server: str | None = None,
 ) -> list[str]:
     """Run the follow-up of a CA change (or, for --dry-run, say what it would touch); lines for the user."""
     from kubectl_vcerts.kube.rotation import KubeRotationPorts
@@ -55,6 +56,7 @@ def kubeconfig_follow_up(
         overwrite=overwrite,
         update_kubeconfig=update_kubeconfig,
         now=deps.now(),
+        server=server,
     )
     return render_follow_up(result, update_kubeconfig=update_kubeconfig)
 
@@ -80,6 +82,12 @@ def render_follow_up(result: CaFollowUp, *, update_kubeconfig: bool) -> list[str
             f"  - wrote a new admin kubeconfig to {result.kubeconfig_out} "
             f"(mode 0600, server {result.server or 'from admin.conf'})"
         )
+        if result.server_in_pod:
+            lines.append(
+                f"    {result.server} is vCluster's in-pod address (vc-{vc.name}): use the file through "
+                f"`kubectl port-forward -n {vc.namespace} svc/{vc.name} 8443:443`, or write a reachable "
+                "server with --vcluster-server URL"
+            )
     if result.updated:
         lines.append(
             f"  - updated {len(stale)} context(s) of {_files_label(paths)}: "

@@ -140,7 +140,9 @@ ManualSelectorOption = Annotated[
 
 VclusterServerOption = Annotated[
     str | None,
-    typer.Option("--vcluster-server", help="Private nodes: API server URL of the virtual cluster."),
+    typer.Option("--vcluster-server",
+                 help="API server URL of the virtual cluster: for private nodes, and the server "
+                 "--kubeconfig-out writes (default: the one in vc-NAME)."),
 ]
 
 

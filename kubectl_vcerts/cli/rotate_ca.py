@@ -134,6 +134,7 @@ def command(
             kubeconfig_out=kubeconfig_out,
             overwrite=overwrite,
             update_kubeconfig=update_kubeconfig,
+            server=vcluster_server,
         )
 
     run_operation(ctx, name, request, output=output, yes=yes, hooks=hooks, after=after)

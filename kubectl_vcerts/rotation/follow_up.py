@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from kubectl_vcerts import kubeyaml
 from kubectl_vcerts.rotation import trust
@@ -64,6 +65,8 @@ class CaFollowUp:
     server: str | None  # the server written to kubeconfig_out (None: admin.conf's own)
     stale: tuple[TrustedContext, ...]  # contexts that trust the old (dry run: the current) CA
     updated: tuple[FileUpdate, ...]  # empty unless asked to update
+    # the server is vCluster's in-pod default (https://localhost:PORT): reachable only through a tunnel
+    server_in_pod: bool = False
 
 
 def follow_up(
@@ -76,15 +79,17 @@ def follow_up(
     overwrite: bool,
     update_kubeconfig: bool,
     now: datetime,
+    server: str | None = None,
 ) -> CaFollowUp:
+    """`server` (--vcluster-server) is what --kubeconfig-out names; else the server of vc-NAME."""
     vc = report.plan.vcluster
     if not report.applied:
         return _dry_run(report, port=port, user=user, kubeconfig_out=kubeconfig_out)
     new = report.plan.new_data
-    server = None
     if kubeconfig_out is not None:
-        config = port.vcluster_kubeconfig(vc)
-        server = trust.server_of(config) if config else None
+        if server is None:
+            config = port.vcluster_kubeconfig(vc)
+            server = trust.server_of(config) if config else None
         files.write(kubeconfig_out, trust.admin_kubeconfig(new, server=server), overwrite=overwrite)
     stale: tuple[TrustedContext, ...] = ()
     updated: tuple[FileUpdate, ...] = ()
@@ -99,10 +104,21 @@ def follow_up(
         applied=True,
         paths=user.paths,
         kubeconfig_out=kubeconfig_out,
-        server=server,
+        server=server if kubeconfig_out is not None else None,
         stale=stale,
         updated=updated,
+        server_in_pod=kubeconfig_out is not None and in_pod_server(server),
     )
+
+
+def in_pod_server(server: str | None) -> bool:
+    """vCluster writes `https://localhost:<proxy port>` into vc-NAME unless exportKubeConfig.server says
+    otherwise (pkg/setup/controller_context.go): the pod's own address, which answers on the user's
+    machine only through `vcluster connect` or a port-forward."""
+    if not server:
+        return False
+    parsed = urlsplit(server)
+    return parsed.hostname == "localhost"
 
 
 def _dry_run(

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.errors import (
+    ConflictError,
     DataLossError,
     ExitCode,
     NotReadyError,
@@ -97,6 +98,7 @@ def make_plan(
         )
     current_fp = fingerprint_or_none(state.data)
     if record is not None and _resumable(record, request):
+        _check_still_written(vcluster, record, current_fp, where=where)
         mode = record.restart if record.phase is Phase.RESTART else RestartMode.TOGETHER
         if record.phase is Phase.ROLLBACK:
             notes += _rollback_only_notes(record, request)
@@ -256,6 +258,24 @@ def _check_no_restart(vcluster: VCluster, request: OperationRequest, *, ca_chang
         "that trust only the old CA",
         hint="run without --no-restart: etcd and the control plane are restarted together right after "
         "the write",
+    )
+
+
+def _check_still_written(vcluster: VCluster, record: OperationRecord, current_fp: str | None, *,
+                         where: str) -> None:
+    """Refuse to finish an interrupted run over a PKI someone else wrote since: vCluster's cert watcher
+    and `vcluster certs rotate` merge-patch the data from what they read (maybe before our write) and
+    leave the record annotation, so finishing would restart on their PKI and report success."""
+    if record.phase is not Phase.RESTART or not record.ca or current_fp == record.ca:
+        return  # (finishing a rollback restarts on whatever is there: a restore can follow it)
+    hint = (f"nothing was changed; put the PKI from before it back with `kubectl vcerts restore "
+            f"{vcluster.name} -n {vcluster.namespace} --backup {record.backup}`, then run "
+            f"{record.operation} again")
+    raise ConflictError(
+        f"{where} was written over after the interrupted {record.operation} wrote it (its CA is now "
+        f"{current_fp or 'unreadable'}, the run wrote {record.ca}): vCluster's cert watcher or "
+        "`vcluster certs rotate` may have put another PKI back",
+        hint=hint,
     )
 
 

@@ -48,6 +48,9 @@ class OperationRecord:
     ca_change: bool
     holder: str = ""
     source: str = ""  # restore: the backup name or directory put back
+    # fingerprint of the CA written with this record ("" in records of older versions): a resume
+    # checks NAME-certs still holds it, since vCluster's own writers patch the data but not annotations
+    ca: str = ""
 
     def encode(self) -> str:
         return json.dumps(
@@ -61,6 +64,7 @@ class OperationRecord:
                 "caChange": self.ca_change,
                 "holder": self.holder,
                 "source": self.source,
+                **({"ca": self.ca} if self.ca else {}),
             },
             sort_keys=True,
         )
@@ -79,6 +83,7 @@ class OperationRecord:
                 ca_change=bool(raw.get("caChange", True)),
                 holder=str(raw.get("holder", "")),
                 source=str(raw.get("source", "")),
+                ca=str(raw.get("ca", "")),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidPkiError(

@@ -50,7 +50,7 @@ from kubectl_vcerts.rotation.lock import HeldLease, HolderCheck, acquire_lock, a
 from kubectl_vcerts.rotation.model import PodState, VCluster
 from kubectl_vcerts.rotation.operation import OperationReport, OperationRequest, human
 from kubectl_vcerts.rotation.plan import RotationPlan
-from kubectl_vcerts.rotation.planner import ca_change_of, make_plan
+from kubectl_vcerts.rotation.planner import ca_change_of, fingerprint_or_none, make_plan
 from kubectl_vcerts.rotation.ports import (
     BackupPort,
     CaChangeHook,
@@ -282,7 +282,7 @@ class Workflow:
         record = OperationRecord(
             operation=plan.operation, id=secrets.token_hex(6), backup=backup.name, phase=Phase.RESTART,
             restart=plan.restart_mode, started=self.clock.now(), ca_change=plan.ca_change,
-            holder=request.holder, source=plan.source,
+            holder=request.holder, source=plan.source, ca=plan.new_ca_fingerprint,
         )
         hook_lines: list[str] = []
         if plan.ca_change:
@@ -387,7 +387,8 @@ class Workflow:
     ) -> NoReturn:
         """Write the backup back, restart everything together, wait, then raise RolledBackError."""
         current = self.ports.certs.read_certs(vcluster)
-        rollback = replace(record, phase=Phase.ROLLBACK, restart=RestartMode.TOGETHER)
+        rollback = replace(record, phase=Phase.ROLLBACK, restart=RestartMode.TOGETHER,
+                           ca=fingerprint_or_none(data) or "")
         # The PKI being replaced is ours, but vCluster may have rewritten parts of it: keep it too.
         failed = self.writer.create_backup(vcluster, current, contract.ROLLED_BACK_OPERATION)
         self._emit(

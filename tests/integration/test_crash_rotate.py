@@ -9,6 +9,7 @@ A run killed while rolling back is only finished by the next run, which then sto
 
 from __future__ import annotations
 
+import base64
 import signal
 from datetime import UTC, datetime
 from typing import Any
@@ -154,3 +155,33 @@ def test_a_rotate_killed_while_rolling_back_is_only_finished_by_the_next_run_whi
     assert list(new.values()) == ["rotate"]
     [made] = [b for b in backups(kube_session, ns, name) if b.metadata.name in new]
     assert decode(made.data) == before.data
+
+
+def test_an_interrupted_rotate_ca_is_not_finished_over_the_pki_a_watcher_wrote_back(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any
+) -> None:
+    """vCluster's cert watcher re-issues from a secret it read earlier and merge-patches the data without a
+    precondition, leaving annotations alone: here it lands between our write and our restart."""
+    vc = make_vcluster()
+    ns, name, config = vc.namespace, vc.name, kube_cluster.kubeconfig
+    before = snapshot(kube_session, ns, name)
+    proc = start_cli(config, ns, "rotate-ca", name, "--yes", env={"VCERTS_TEST_PAUSE_AFTER": "write"})
+    kill_paused(proc, "write")
+    record = read_record(snapshot(kube_session, ns, name).annotations, where="NAME-certs")
+    assert record is not None and record.ca and record.ca != ca_fingerprint(before.data)
+
+    watcher = {"data": {k: base64.b64encode(v).decode() for k, v in before.data.items()}}
+    kube_session.core.patch_namespaced_secret(contract.certs_secret_name(name), ns, watcher)
+    overwritten = snapshot(kube_session, ns, name)
+
+    again = run_cli(config, ns, "rotate-ca", name, "--yes", "--timeout", "90s")
+    assert again.returncode == int(ExitCode.CONFLICT), again.stderr
+    assert "written over after the interrupted rotate-ca" in again.stderr
+    assert f"--backup {record.backup}" in again.stderr
+    assert snapshot(kube_session, ns, name) == overwritten, "the refusal changed something"
+
+    restored = run_cli(config, ns, "restore", name, "--backup", record.backup, "--yes", "--timeout", "90s")
+    assert restored.returncode == 0, restored.stderr
+    final = snapshot(kube_session, ns, name)
+    assert ca_fingerprint(final.data) == ca_fingerprint(before.data)
+    assert contract.OPERATION_ANNOTATION not in final.annotations and leases(kube_session, ns) == {}

@@ -135,8 +135,14 @@ def test_rotate_ca_generated_then_bring_your_own_then_an_invalid_one_is_refused(
         str(tmp_path / "ca.crt"),
         "--ca-key",
         str(tmp_path / "ca.key"),
+        "--kubeconfig-out",
+        str(tmp_path / "reachable.kubeconfig"),
+        "--vcluster-server",
+        "https://vc.example.com:8443",
     )
     assert result.returncode == 0, result.stderr
+    reachable = yaml.safe_load((tmp_path / "reachable.kubeconfig").read_text())
+    assert reachable["clusters"][0]["cluster"]["server"] == "https://vc.example.com:8443"
     second = snapshot(kube_session, vc.namespace, vc.name)
     assert x509.load_pem_x509_certificates(second.data["ca.crt"])[0] == x509.load_pem_x509_certificate(
         cert_pem

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kubectl_vcerts import kubeyaml
+from kubectl_vcerts.cli.follow_up import render_follow_up
 from kubectl_vcerts.errors import InvalidInputError
 from kubectl_vcerts.rotation import trust
 from kubectl_vcerts.rotation.follow_up import UserKubeconfig, follow_up
@@ -140,12 +141,29 @@ def test_kubeconfig_out_gets_the_new_admin_conf_with_the_server_of_vc_name() -> 
     out = Path("/home/u/new.yaml")
     result = follow_up(report, port=cluster, files=files, user=UserKubeconfig(paths=(), documents=()),
                        kubeconfig_out=out, overwrite=False, update_kubeconfig=False, now=FakeClock().now())
-    assert result.server == "https://localhost:8443"
+    assert result.server == "https://localhost:8443" and result.server_in_pod
     doc = kubeyaml.load_mapping(files.contents[out])
     assert doc["clusters"][0]["cluster"]["server"] == "https://localhost:8443"
     ca = doc["clusters"][0]["cluster"]["certificate-authority-data"]
     assert base64.b64decode(ca) == cluster.data["ca.crt"]
     assert result.stale == ()
+    lines = render_follow_up(result, update_kubeconfig=False)
+    assert any("in-pod address" in line and "--vcluster-server" in line for line in lines)
+
+
+def test_kubeconfig_out_names_the_vcluster_server_when_given() -> None:
+    cluster, report, _old = rotated()
+    cluster.vc_config = kubeyaml.dump(kubeconfig("vc", b"", "admin", b"") | {
+        "clusters": [{"name": "vc", "cluster": {"server": "https://localhost:8443"}}]})
+    files = Files()
+    out = Path("/home/u/new.yaml")
+    result = follow_up(report, port=cluster, files=files, user=UserKubeconfig(paths=(), documents=()),
+                       kubeconfig_out=out, overwrite=False, update_kubeconfig=False, now=FakeClock().now(),
+                       server="https://vc.example.com")
+    doc = kubeyaml.load_mapping(files.contents[out])
+    assert doc["clusters"][0]["cluster"]["server"] == result.server == "https://vc.example.com"
+    assert not result.server_in_pod
+    assert not any("in-pod" in line for line in render_follow_up(result, update_kubeconfig=False))
 
 
 def test_a_dry_run_names_the_contexts_of_the_current_ca_and_writes_nothing() -> None:

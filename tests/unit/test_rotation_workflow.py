@@ -30,6 +30,7 @@ from kubectl_vcerts.rotation.model import BackingStore, Distro, Rollout, VCluste
 from kubectl_vcerts.rotation.operation import OperationRequest, stops_after_rollback
 from kubectl_vcerts.rotation.plan import RotationPlan, resolve_backup
 from kubectl_vcerts.rotation.ports import CaChange, ProgressEvent
+from kubectl_vcerts.rotation.records import SecretData
 from kubectl_vcerts.rotation.recovery import Operation, Phase, RestartMode, read_record
 from kubectl_vcerts.rotation.workflow import Ports, Workflow
 from tests.unit.rotation_fakes import FakeClock, FakeCluster, Killed, make_vcluster, pki_data
@@ -545,6 +546,37 @@ def test_a_run_killed_after_any_step_converges_when_run_again(step: str) -> None
     if step in ("write", "restart", "wait"):
         assert report.plan.resume is not None  # finished the recorded run instead of a second rotation
         assert len(cluster.backups) == 1
+
+
+def test_an_interrupted_run_is_not_finished_over_a_pki_someone_wrote_since() -> None:
+    """vCluster's cert watcher (or `vcluster certs rotate`) merge-patches the data it read before our
+    write and leaves our record: resuming would restart on the old CA and report success."""
+    cluster = cluster_for(make_vcluster())
+    original = cluster.snapshot()
+
+    def kill_at(event: ProgressEvent) -> None:
+        if event.done and event.step == "write":
+            cluster.kill()
+            raise Killed
+
+    wf, _clock = workflow(cluster, progress=kill_at)
+    with pytest.raises(Killed):
+        wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
+    cluster.revive()
+    record = read_record(cluster.annotations, where="NAME-certs")
+    assert record is not None and record.ca == ca_fingerprint(cluster.data) != ca_fingerprint(original)
+    cluster.data = SecretData(original)  # the watcher's unguarded patch: data only
+    rv = cluster.resource_version
+    wf2, _ = workflow(cluster, dead=True)
+    with pytest.raises(ConflictError) as info:
+        wf2.run(cluster.vcluster, request(Operation.ROTATE_CA, holder="bob@host:1 rotate-ca"))
+    assert "written over after the interrupted rotate-ca" in info.value.message
+    assert f"--backup {record.backup}" in info.value.hint
+    assert cluster.resource_version == rv and cluster.data == original
+    report = wf2.run(cluster.vcluster, request(Operation.RESTORE, restore_backup=record.backup,
+                                               holder="bob@host:1 restore"))
+    assert report.applied and ca_fingerprint(cluster.data) == ca_fingerprint(original)
+    assert contract.OPERATION_ANNOTATION not in cluster.annotations
 
 
 def kill_during_rollback(cluster: FakeCluster, operation: Operation) -> None:
