@@ -37,15 +37,11 @@ WAITING_REASON_LABEL = "vcerts.io/test-waiting-reason"
 EMULATED_READINESS_LABEL = "vcerts.io/test-readiness"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 
-# Added to the default kwok stages: a pod labelled WAITING_REASON_LABEL=<reason> (e.g. CrashLoopBackOff)
-# becomes phase Running with its containers waiting for <reason> and Ready=False, which is what a
-# crash-looping pod looks like to `kubectl get pods` and to vCluster's status algorithm. Weight > 0
-# makes kwok prefer it over the default pod-ready stage (weight 0) for such pods.
-WAITING_STAGE = """\
+_NOT_READY_STAGE = """\
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
-  name: vcerts-pod-waiting
+  name: NAME
 spec:
   resourceRef:
     apiGroup: v1
@@ -67,8 +63,7 @@ spec:
   next:
     statusTemplate: |
       {{ $now := Now }}
-      {{ $reason := index .metadata.labels "LABEL" }}
-      conditions:
+LEAD      conditions:
       - lastTransitionTime: {{ $now | Quote }}
         status: "True"
         type: Initialized
@@ -85,72 +80,45 @@ spec:
       - image: {{ .image | Quote }}
         name: {{ .name | Quote }}
         ready: false
+STATE
+      {{ end }}
+      phase: Running
+      startTime: {{ $now | Quote }}
+"""
+
+
+def _not_ready_stage(name: str, label: str, *, lead: str, state: str) -> str:
+    """A stage for Pending pods carrying `label`: phase Running, not Ready, containers in `state`."""
+    return (_NOT_READY_STAGE.replace("NAME", name).replace("LABEL", label).replace("LEAD", lead)
+            .replace("STATE", state))
+
+
+# Added to the default kwok stages: a pod labelled WAITING_REASON_LABEL=<reason> (e.g. CrashLoopBackOff)
+# becomes phase Running with its containers waiting for <reason> and Ready=False, which is what a
+# crash-looping pod looks like to `kubectl get pods` and to vCluster's status algorithm. Weight > 0
+# makes kwok prefer it over the default pod-ready stage (weight 0) for such pods.
+WAITING_STAGE = _not_ready_stage(
+    "vcerts-pod-waiting", WAITING_REASON_LABEL,
+    lead=f'      {{{{ $reason := index .metadata.labels "{WAITING_REASON_LABEL}" }}}}\n',
+    state="""\
         started: false
         restartCount: 5
         state:
           waiting:
             reason: {{ $reason | Quote }}
-            message: simulated by the kwok stage vcerts-pod-waiting
-      {{ end }}
-      phase: Running
-      startTime: {{ $now | Quote }}
-""".replace("LABEL", WAITING_REASON_LABEL)
+            message: simulated by the kwok stage vcerts-pod-waiting""")
 
 # A pod labelled EMULATED_READINESS_LABEL starts as a real one whose readiness probe does not pass yet:
 # phase Running, containers running, Ready=False. kwok's own stages never touch a Running pod again, so
 # the emulator's status patches (Ready once its plane answers, CrashLoopBackOff when it cannot) stay.
-STARTING_STAGE = """\
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: vcerts-pod-starting
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - jq:
-        key: '.metadata.labels["LABEL"]'
-        operator: Exists
-    - jq:
-        key: .metadata.deletionTimestamp
-        operator: DoesNotExist
-    - jq:
-        key: .status.phase
-        operator: In
-        values:
-        - Pending
-  weight: 1000
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: Initialized
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        reason: ContainersNotReady
-        type: Ready
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        reason: ContainersNotReady
-        type: ContainersReady
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: false
+STARTING_STAGE = _not_ready_stage(
+    "vcerts-pod-starting", EMULATED_READINESS_LABEL, lead="",
+    state="""\
         started: true
         restartCount: 0
         state:
           running:
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      phase: Running
-      startTime: {{ $now | Quote }}
-""".replace("LABEL", EMULATED_READINESS_LABEL)
+            startedAt: {{ $now | Quote }}""")
 STAGES = {"vcerts-pod-waiting": WAITING_STAGE, "vcerts-pod-starting": STARTING_STAGE}
 
 

@@ -15,7 +15,7 @@ from kubectl_vcerts import kubeyaml
 from kubectl_vcerts.cli.follow_up import render_follow_up
 from kubectl_vcerts.errors import InvalidInputError
 from kubectl_vcerts.rotation import trust
-from kubectl_vcerts.rotation.follow_up import UserKubeconfig, follow_up
+from kubectl_vcerts.rotation.follow_up import CaFollowUp, UserKubeconfig, follow_up
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.operation import OperationReport, OperationRequest
 from kubectl_vcerts.rotation.recovery import Operation
@@ -133,34 +133,35 @@ def test_a_failed_backup_leaves_every_file_as_it_was() -> None:
     assert files.contents == before
 
 
-def test_kubeconfig_out_gets_the_new_admin_conf_with_the_server_of_vc_name() -> None:
+OUT = Path("/home/u/new.yaml")
+
+
+def kubeconfig_out(server: str | None = None) -> tuple[CaFollowUp, dict[str, Any], bytes]:
+    """--kubeconfig-out after a CA rotation whose vc-NAME names vCluster's default in-pod server:
+    (result, the written file, the new ca.crt)."""
     cluster, report, _old = rotated()
     cluster.vc_config = kubeyaml.dump(kubeconfig("vc", b"", "admin", b"") | {
         "clusters": [{"name": "vc", "cluster": {"server": "https://localhost:8443"}}]})
     files = Files()
-    out = Path("/home/u/new.yaml")
     result = follow_up(report, port=cluster, files=files, user=UserKubeconfig(paths=(), documents=()),
-                       kubeconfig_out=out, overwrite=False, update_kubeconfig=False, now=FakeClock().now())
+                       kubeconfig_out=OUT, overwrite=False, update_kubeconfig=False, now=FakeClock().now(),
+                       server=server)
+    return result, kubeyaml.load_mapping(files.contents[OUT]), cluster.data["ca.crt"]
+
+
+def test_kubeconfig_out_gets_the_new_admin_conf_with_the_server_of_vc_name() -> None:
+    result, doc, ca_crt = kubeconfig_out()
     assert result.server == "https://localhost:8443" and result.server_in_pod
-    doc = kubeyaml.load_mapping(files.contents[out])
     assert doc["clusters"][0]["cluster"]["server"] == "https://localhost:8443"
     ca = doc["clusters"][0]["cluster"]["certificate-authority-data"]
-    assert base64.b64decode(ca) == cluster.data["ca.crt"]
+    assert base64.b64decode(ca) == ca_crt
     assert result.stale == ()
     lines = render_follow_up(result, update_kubeconfig=False)
     assert any("in-pod address" in line and "--vcluster-server" in line for line in lines)
 
 
 def test_kubeconfig_out_names_the_vcluster_server_when_given() -> None:
-    cluster, report, _old = rotated()
-    cluster.vc_config = kubeyaml.dump(kubeconfig("vc", b"", "admin", b"") | {
-        "clusters": [{"name": "vc", "cluster": {"server": "https://localhost:8443"}}]})
-    files = Files()
-    out = Path("/home/u/new.yaml")
-    result = follow_up(report, port=cluster, files=files, user=UserKubeconfig(paths=(), documents=()),
-                       kubeconfig_out=out, overwrite=False, update_kubeconfig=False, now=FakeClock().now(),
-                       server="https://vc.example.com")
-    doc = kubeyaml.load_mapping(files.contents[out])
+    result, doc, _ca = kubeconfig_out(server="https://vc.example.com")
     assert doc["clusters"][0]["cluster"]["server"] == result.server == "https://vc.example.com"
     assert not result.server_in_pod
     assert not any("in-pod" in line for line in render_follow_up(result, update_kubeconfig=False))

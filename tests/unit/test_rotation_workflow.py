@@ -518,6 +518,20 @@ def test_restore_from_directory_data_refuses_an_incomplete_pki() -> None:
 STEPS = ["lock", "backup", "write", "restart", "wait", "verify"]
 
 
+def run_killed_after(cluster: FakeCluster, step: str, req: OperationRequest) -> None:
+    """Run `req` and kill it (no cleanup) once `step` is reported; the cluster is reachable again."""
+
+    def kill_at(event: ProgressEvent) -> None:
+        if event.done and event.step == step:
+            cluster.kill()
+            raise Killed
+
+    wf, _clock = workflow(cluster, progress=kill_at)
+    with pytest.raises(Killed):
+        wf.run(cluster.vcluster, req)
+    cluster.revive()
+
+
 @pytest.mark.parametrize("step", STEPS, ids=[f"killed after {s}, the re-run converges" for s in STEPS])
 def test_a_run_killed_after_any_step_converges_when_run_again(step: str) -> None:
     cluster = cluster_for(make_vcluster(replicas=2, etcd=1))
@@ -553,16 +567,7 @@ def test_an_interrupted_run_is_not_finished_over_a_pki_someone_wrote_since() -> 
     write and leaves our record: resuming would restart on the old CA and report success."""
     cluster = cluster_for(make_vcluster())
     original = cluster.snapshot()
-
-    def kill_at(event: ProgressEvent) -> None:
-        if event.done and event.step == "write":
-            cluster.kill()
-            raise Killed
-
-    wf, _clock = workflow(cluster, progress=kill_at)
-    with pytest.raises(Killed):
-        wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
-    cluster.revive()
+    run_killed_after(cluster, "write", request(Operation.ROTATE_CA))
     record = read_record(cluster.annotations, where="NAME-certs")
     assert record is not None and record.ca == ca_fingerprint(cluster.data) != ca_fingerprint(original)
     cluster.data = SecretData(original)  # the watcher's unguarded patch: data only
@@ -667,16 +672,7 @@ def test_no_restart_still_restarts_to_finish_an_interrupted_rollback_and_the_pla
 
 def test_an_interrupted_rotate_ca_blocks_a_different_operation_until_finished() -> None:
     cluster = cluster_for(make_vcluster())
-
-    def kill_at(event: ProgressEvent) -> None:
-        if event.step == "write":
-            cluster.kill()
-            raise Killed
-
-    wf, _clock = workflow(cluster, progress=kill_at)
-    with pytest.raises(Killed):
-        wf.run(cluster.vcluster, request(Operation.ROTATE_CA))
-    cluster.revive()
+    run_killed_after(cluster, "write", request(Operation.ROTATE_CA))
     record = read_record(cluster.annotations, where="test")
     assert record is not None and record.operation is Operation.ROTATE_CA
     wf2, _ = workflow(cluster, dead=True)
