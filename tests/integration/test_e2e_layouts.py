@@ -193,3 +193,72 @@ def test_every_ha_replica_starts_up_on_its_own_and_the_api_answers_through_a_lea
         assert probes.failures == [], f"{len(probes.failures)} of {len(probes.results)} probes failed"
         # each replica came back on its own volume, from the renewed secret
         assert sorted(g.volume for g in after) == sorted(g.volume for g in before)
+
+
+def test_restore_on_a_deployment_brings_the_old_ca_back_and_the_saved_kubeconfig_with_it(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster(persistence=False, deployed_etcd=True, emulated_readiness=True)
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        first = wait_serving(emulator, None)
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        assert kubectl(saved, "create", "configmap", "survivor", "-n", "default").returncode == 0
+        changed = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "150s", "-o", "json")
+        assert changed.returncode == 0, changed.stderr
+        second = wait_one_plane(emulator, first)
+        assert kubectl(saved, "get", "namespaces").returncode != 0
+
+        backup = json.loads(changed.stdout)["backup"]
+        restored = plugin(host, vc.namespace, "restore", vc.name, "--backup", backup, "--yes",
+                          "--timeout", "150s")
+        assert restored.returncode == 0, restored.stderr
+        wait_one_plane(emulator, second)
+        got = kubectl(saved, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+        assert got.stdout.strip() == "configmap/survivor", got.stderr
+
+
+def test_deployed_etcd_on_an_emptydir_really_loses_its_data_when_allowed_and_keeps_it_otherwise(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    """The refusal is about something real: a leaf rotation keeps the members (and the data); the CA
+    change the user allowed with --allow-data-loss restarts every member at once and the data is gone."""
+    vc = make_vcluster(persistence=False, deployed_etcd=True, etcd_persistence=False, emulated_readiness=True)
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        first = wait_serving(emulator, None)
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        assert kubectl(saved, "create", "configmap", "survivor", "-n", "default").returncode == 0
+        leaf = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "150s")
+        assert leaf.returncode == 0, leaf.stderr
+        second = wait_one_plane(emulator, first)
+        got = kubectl(saved, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+        assert got.stdout.strip() == "configmap/survivor", got.stderr
+
+        refused = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes")
+        assert refused.returncode == 22, refused.stderr
+        allowed = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--allow-data-loss",
+                         "--timeout", "150s")
+        assert allowed.returncode == 0, allowed.stderr
+        wait_one_plane(emulator, second)
+        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        gone = kubectl(fresh, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+        assert gone.returncode != 0 and "NotFound" in gone.stderr, (gone.stdout, gone.stderr)
+
+
+def test_an_ha_ca_change_restarts_every_replica_on_the_new_ca(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster(replicas=2, emulated_readiness=True)
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        before = wait_planes(emulator, 2)
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        out = tmp_path / "new.kubeconfig"
+        result = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "240s",
+                        "--kubeconfig-out", str(out))
+        assert result.returncode == 0, result.stderr
+        wait_planes(emulator, 2, after=max(g.number for g in before))
+        assert kubectl(out, "get", "namespaces").returncode == 0, "the --kubeconfig-out file must work"
+        refused = kubectl(saved, "get", "namespaces")
+        assert refused.returncode != 0 and "x509" in refused.stderr, refused.stderr

@@ -374,14 +374,22 @@ class Store:
         target.mkdir(parents=True, exist_ok=True)
         for key, file in self.FILES.items():
             value = base64.b64decode((secret.data or {}).get(key) or "")
-            if value:
-                path = target / file
-                path.touch(mode=0o600, exist_ok=True)
-                path.write_bytes(value)
+            if value:  # swapped whole, as the kubelet swaps a secret volume (etcd may read at any time)
+                staged = target / f".{file}.new"
+                staged.touch(mode=0o600, exist_ok=True)
+                staged.write_bytes(value)
+                staged.replace(target / file)
 
     def endpoint(self) -> str:
+        """The address for a starting plane, once the etcd pods are there (while they are being replaced
+        none is, and a plane started against the old etcd would fail where the real one retries)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._pods() and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
         if self.etcd is None:
             self._start(wipe=False)
+        else:
+            self.tend()
         assert self.etcd is not None
         return self.etcd.etcd_endpoint
 
