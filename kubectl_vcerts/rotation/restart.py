@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from kubectl_vcerts.rotation import plan as planning
 from kubectl_vcerts.rotation.model import PodState, VCluster
 from kubectl_vcerts.rotation.plan import RestartStep
 from kubectl_vcerts.rotation.ports import Clock, PodPort
 from kubectl_vcerts.rotation.recovery import RestartMode
+
+# How long to wait, once the replacements are Ready, for the replaced pods to be gone: twice the chart's
+# terminationGracePeriodSeconds (15 s). A pod stuck terminating must not fail the run.
+GONE_WAIT = timedelta(seconds=30)
 
 
 class Restarter:
@@ -69,8 +73,20 @@ class Restarter:
                 lambda: self._group_ready(vcluster, frozenset(), expected_cp, expected_etcd), deadline
             )
             return (), ok
+        self._wait_gone(vcluster, frozenset(deleted), deadline)
         self.emit("wait", "every restarted pod is Running and Ready", done=True)
         return tuple(names), True
+
+    def _wait_gone(self, vcluster: VCluster, deleted: frozenset[str], deadline: datetime) -> None:
+        """A replaced pod keeps running through its grace period, and what it writes then (vCluster's
+        cert watcher re-issuing from a secret it read before our write) would land after the
+        read-back that follows: wait until the replaced pods are gone, at most GONE_WAIT."""
+        def gone() -> tuple[bool, str]:
+            cp, etcd = self.pods.list_pods(vcluster)
+            left = [p.name for p in cp + etcd if p.uid in deleted]
+            return not left, (f"{', '.join(left)} still stopping" if left else "replaced pods gone")
+
+        self.wait(gone, min(deadline, self.clock.now() + GONE_WAIT))
 
     def _delete_step(
         self, vcluster: VCluster, step: RestartStep, uids: dict[str, str], deleted: set[str], names: list[str]

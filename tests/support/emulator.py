@@ -38,7 +38,10 @@ replica and each pod of a surge rollout on its own — it does what vCluster doe
      of the Ready pods: a kubeconfig saved before a restart still points at the right place;
   7. pods labelled `EMULATED_READINESS_LABEL` (fixture `emulated_readiness=True`; a kwok Stage keeps
      them Running and not Ready) are reported Ready once their plane serves, CrashLoopBackOff when it
-     cannot start, as the kubelet's readiness probe and restarts would show them.
+     cannot start, as the kubelet's readiness probe and restarts would show them;
+  8. with `watcher_interval`, vCluster >= 0.34's cert watcher runs in every serving pod
+     (`tests.support.cert_watcher`: disk leaves within 90 days → Lease with HA only, re-issue from the
+     secret, unguarded merge patch, pod-template rollout).
 
 When the pod goes away (deleted or terminating) its processes stop; a new pod starts them again from
 whatever the secret holds then. Differences from vCluster, on purpose:
@@ -80,6 +83,7 @@ import yaml
 from cryptography import x509
 
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
+from tests.support.cert_watcher import CertWatcher
 from tests.support.controlplane import RunningControlPlane, start_control_plane, start_etcd
 from tests.support.devcluster import EMULATED_READINESS_LABEL
 from tests.support.kubeadm_pki import (
@@ -98,6 +102,7 @@ log = logging.getLogger("vcerts.emulator")
 
 RENEWAL_THRESHOLD = timedelta(days=90)  # pkg/util/certhelper: IsCertExpired ⇔ ≤ 90 days left
 RENEWAL_SINCE = (0, 33)  # start-up renewal of expiring leaves (#3626)
+WATCHER_SINCE = (0, 34)  # the cert watcher
 POLL_SECONDS = 0.3
 START_TIMEOUT = 90.0
 # Files vCluster's removeFiles keeps on a leaf renewal: sa.* and CA files (basename ca.* or *-ca.*).
@@ -122,6 +127,7 @@ class Generation:
     crashed: str | None = None  # why it could not start
     plane: RunningControlPlane | None = field(default=None, repr=False)
     syncer: SyncerProxy | None = field(default=None, repr=False)
+    watcher: CertWatcher | None = field(default=None, repr=False)  # vCluster >= 0.34, when asked for
 
     @property
     def serving(self) -> bool:
@@ -516,13 +522,17 @@ class Emulator:
         *,
         workdir: Path | None = None,
         poll_seconds: float = POLL_SECONDS,
+        watcher_interval: float | None = None,
     ) -> None:
+        """`watcher_interval`: run vCluster's cert watcher (>= 0.34) in every pod, ticking that often
+        (seconds; vCluster: a day). None: no watcher."""
         self.kubeconfig = Path(kubeconfig)
         self.namespace = namespace
         self.name = name
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"vcerts-emu-{name}-"))
         self.poll_seconds = poll_seconds
+        self.watcher_interval = watcher_interval
         self.generations: list[Generation] = []
         self.errors: list[str] = []
         self._cond = threading.Condition()
@@ -639,6 +649,8 @@ class Emulator:
             self.forwarder.set_backend(serving[-1].syncer.port if serving and serving[-1].syncer else None)
 
     def _stop_generation(self, gen: Generation) -> None:
+        if gen.watcher is not None:  # first: one past its read of the secret finishes its write
+            gen.watcher.stop()
         syncer, plane = gen.syncer, gen.plane
         gen.syncer, gen.plane = None, None
         self._route()
@@ -795,6 +807,11 @@ class Emulator:
             gen.plane = None
             raise
         gen.server, gen.apiserver, gen.ca_file = server, plane.server, plane.ca_file
+        if self.watcher_interval is not None and _version_tuple(tag or "0.36.0") >= WATCHER_SINCE:
+            gen.watcher = CertWatcher(self._session, self.namespace, self.name, pki,
+                                      volume / f"watcher-{gen.number}", values=values,
+                                      service_cidr=service_cidr, holder=gen.pod_name,
+                                      interval=self.watcher_interval).start()
 
     def _start_syncer(self, gen: Generation, pki: Path, plane: RunningControlPlane, data: Mapping[str, bytes],
                       values: Mapping[str, Any], *, now: datetime) -> SyncerProxy:

@@ -78,6 +78,9 @@ class FakeCluster:
     _uid: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _pending: list[_Pending] = field(default_factory=list)
     rolled_out: list[datetime] = field(default_factory=list)  # roll_out calls
+    linger: int = 0  # clock ticks a deleted pod stays, Terminating, before it is gone
+    _lingering: dict[str, tuple[str, PodState, int]] = field(default_factory=dict)
+    terminating_at_read: list[int] = field(default_factory=list)  # pods still stopping at each read
 
     def __post_init__(self) -> None:
         self.data = SecretData(self.data)
@@ -107,7 +110,12 @@ class FakeCluster:
         return {name: pod.uid for name, (_g, pod) in self.pods.items()}
 
     def tick(self) -> None:
-        """One clock sleep: pending pods come closer to Ready."""
+        """One clock sleep: pending pods come closer to Ready, lingering ones closer to gone."""
+        for key, (group, pod, ticks) in list(self._lingering.items()):
+            if ticks <= 1:
+                del self._lingering[key]
+            else:
+                self._lingering[key] = (group, pod, ticks - 1)
         for pending in list(self._pending):
             pending.ticks -= 1
             if pending.ticks <= 0:
@@ -136,6 +144,7 @@ class FakeCluster:
     # ---------------------------------------------------------------- CertsPort
     def read_certs(self, vcluster: VCluster) -> CertsState:
         self._alive()
+        self.terminating_at_read.append(len(self._lingering))
         return CertsState(
             data=SecretData(self.data),
             resource_version=self.resource_version,
@@ -283,15 +292,18 @@ class FakeCluster:
     # ---------------------------------------------------------------- PodPort
     def list_pods(self, vcluster: VCluster) -> tuple[tuple[PodState, ...], tuple[PodState, ...]]:
         self._alive()
-        cp = tuple(sorted((p for g, p in self.pods.values() if g == "cp"), key=lambda p: p.name))
-        etcd = tuple(sorted((p for g, p in self.pods.values() if g == "etcd"), key=lambda p: p.name))
+        listed = [*self.pods.values(), *((g, p) for g, p, _t in self._lingering.values())]
+        cp = tuple(sorted((p for g, p in listed if g == "cp"), key=lambda p: p.name))
+        etcd = tuple(sorted((p for g, p in listed if g == "etcd"), key=lambda p: p.name))
         return cp, etcd
 
     def delete_pod(self, namespace: str, name: str, *, uid: str) -> None:
         self._alive()
         if name not in self.pods or self.pods[name][1].uid != uid:
             return
-        group = self.pods.pop(name)[0]
+        group, gone = self.pods.pop(name)
+        if self.linger:
+            self._lingering[f"{name}/{uid}"] = (group, replace(gone, status="Terminating"), self.linger)
         self._pending.append(_Pending(name, group, self.ready_after))
         self.events.append(f"delete:{name}")
         self._track_down()

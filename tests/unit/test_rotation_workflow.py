@@ -202,6 +202,21 @@ def test_a_deployment_is_rolled_out_by_its_controller_with_no_moment_without_a_r
     assert set(cluster.pod_uids()) == {"vc-0-r1", "vc-etcd-0"}, "the old pod is waited out"
 
 
+def test_the_read_back_waits_until_the_replaced_pods_are_gone() -> None:
+    """A replaced pod runs through its grace period; what it writes then (vCluster's cert watcher) must
+    land before the read-back, not after it."""
+    cluster = cluster_for(make_vcluster(replicas=2), linger=4)
+    wf, _clock = workflow(cluster)
+    wf.run(cluster.vcluster, request())
+    assert cluster.terminating_at_read[-1] == 0, cluster.terminating_at_read
+
+    stuck = cluster_for(make_vcluster(), linger=10_000)  # a pod stuck terminating does not fail the run
+    wf, clock = workflow(stuck)
+    started = clock.now()
+    report = wf.run(stuck.vcluster, request(timeout=timedelta(minutes=5)))
+    assert report.applied and clock.now() - started < timedelta(minutes=1)
+
+
 def test_a_ca_change_of_a_deployment_deletes_its_pods_together() -> None:
     cluster = cluster_for(make_vcluster(kind=WorkloadKind.DEPLOYMENT))
     wf, _clock = workflow(cluster)
