@@ -111,6 +111,20 @@ def wait_one_plane(emulator: Emulator, after: Generation, timeout: float = 60) -
     raise AssertionError(f"planes still serving: {[g.number for g in serving_planes(emulator)]}")
 
 
+def with_survivor(session: Any, vc: Any, emulator: Emulator, tmp_path: Path) -> tuple[Generation, Path]:
+    """Once the first plane serves: the kubeconfig saved from vc-NAME, and a ConfigMap `survivor` made
+    through it — the data a restart must keep."""
+    first = wait_serving(emulator, None)
+    saved = save_vc_kubeconfig(session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+    made = kubectl(saved, "create", "configmap", "survivor", "-n", "default")
+    assert made.returncode == 0, made.stderr
+    return first, saved
+
+
+def survivor(kubeconfig: Path) -> Any:
+    return kubectl(kubeconfig, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+
+
 def test_a_deployment_with_deployed_etcd_answers_at_every_moment_of_a_leaf_rotation(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
 ) -> None:
@@ -118,10 +132,7 @@ def test_a_deployment_with_deployed_etcd_answers_at_every_moment_of_a_leaf_rotat
     assert vc.kind == "Deployment"
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
-        first = wait_serving(emulator, None)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
-        made = kubectl(saved, "create", "serviceaccount", "survivor", "-n", "default")
-        assert made.returncode == 0, made.stderr
+        first, saved = with_survivor(kube_session, vc, emulator, tmp_path)
 
         with probing(saved, tmp_path / "probe") as probes:
             result = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "150s", "-o", "json")
@@ -132,8 +143,8 @@ def test_a_deployment_with_deployed_etcd_answers_at_every_moment_of_a_leaf_rotat
         assert probes.failures == [], f"{len(probes.failures)} of {len(probes.results)} probes failed"
         assert second.pod_uid != first.pod_uid and first.plane is None
         # the data is in deployed etcd, not in the pod: the new pod's plane has it
-        got = kubectl(saved, "get", "serviceaccount", "survivor", "-n", "default", "-o", "name")
-        assert got.stdout.strip() == "serviceaccount/survivor", got.stderr
+        got = survivor(saved)
+        assert got.stdout.strip() == "configmap/survivor", got.stderr
 
 
 def test_a_ca_change_restarts_deployed_etcd_on_the_new_ca_and_keeps_its_data(
@@ -142,10 +153,7 @@ def test_a_ca_change_restarts_deployed_etcd_on_the_new_ca_and_keeps_its_data(
     vc = make_vcluster(persistence=False, deployed_etcd=True, emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
-        first = wait_serving(emulator, None)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
-        made = kubectl(saved, "create", "configmap", "survivor", "-n", "default")
-        assert made.returncode == 0, made.stderr
+        first, saved = with_survivor(kube_session, vc, emulator, tmp_path)
         etcd_before = emulator.store.generation if emulator.store else None
 
         result = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "150s")
@@ -154,7 +162,7 @@ def test_a_ca_change_restarts_deployed_etcd_on_the_new_ca_and_keeps_its_data(
         assert emulator.store is not None and emulator.store.generation != etcd_before, (
             "etcd was not started again on the new CA")
         fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
-        got = kubectl(fresh, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+        got = survivor(fresh)
         assert got.stdout.strip() == "configmap/survivor", got.stderr
         refused = kubectl(saved, "get", "namespaces")
         assert refused.returncode != 0 and "x509" in refused.stderr, refused.stderr
@@ -201,9 +209,7 @@ def test_restore_on_a_deployment_brings_the_old_ca_back_and_the_saved_kubeconfig
     vc = make_vcluster(persistence=False, deployed_etcd=True, emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
-        first = wait_serving(emulator, None)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
-        assert kubectl(saved, "create", "configmap", "survivor", "-n", "default").returncode == 0
+        first, saved = with_survivor(kube_session, vc, emulator, tmp_path)
         changed = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "150s", "-o", "json")
         assert changed.returncode == 0, changed.stderr
         second = wait_one_plane(emulator, first)
@@ -214,7 +220,7 @@ def test_restore_on_a_deployment_brings_the_old_ca_back_and_the_saved_kubeconfig
                           "--timeout", "150s")
         assert restored.returncode == 0, restored.stderr
         wait_one_plane(emulator, second)
-        got = kubectl(saved, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+        got = survivor(saved)
         assert got.stdout.strip() == "configmap/survivor", got.stderr
 
 
@@ -226,13 +232,11 @@ def test_deployed_etcd_on_an_emptydir_really_loses_its_data_when_allowed_and_kee
     vc = make_vcluster(persistence=False, deployed_etcd=True, etcd_persistence=False, emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
-        first = wait_serving(emulator, None)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
-        assert kubectl(saved, "create", "configmap", "survivor", "-n", "default").returncode == 0
+        first, saved = with_survivor(kube_session, vc, emulator, tmp_path)
         leaf = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "150s")
         assert leaf.returncode == 0, leaf.stderr
         second = wait_one_plane(emulator, first)
-        got = kubectl(saved, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+        got = survivor(saved)
         assert got.stdout.strip() == "configmap/survivor", got.stderr
 
         refused = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes")
@@ -242,7 +246,7 @@ def test_deployed_etcd_on_an_emptydir_really_loses_its_data_when_allowed_and_kee
         assert allowed.returncode == 0, allowed.stderr
         wait_one_plane(emulator, second)
         fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
-        gone = kubectl(fresh, "get", "configmap", "survivor", "-n", "default", "-o", "name")
+        gone = survivor(fresh)
         assert gone.returncode != 0 and "NotFound" in gone.stderr, (gone.stdout, gone.stderr)
 
 

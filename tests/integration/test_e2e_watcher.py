@@ -68,7 +68,7 @@ def test_a_watcher_write_racing_a_ca_change_is_caught_and_rolled_back_never_kept
         wait_for(written, "the plugin's write")
         gate.set()  # the watcher goes on: re-issues from what it read (the old CA) and writes it back
         _out, err = proc.communicate(timeout=300)
-        assert first.watcher.wrote.is_set() and first.watcher.rotations == 1
+        assert first.watcher.wrote.is_set() and first.watcher.rotations == 1, first.watcher.errors
         assert proc.returncode == int(ExitCode.ROLLED_BACK), err
         assert "the CA read back after the restart differs from the one written" in err
         after = read_secret(kube_session, vc.namespace, vc.certs_secret)
@@ -105,5 +105,5 @@ def test_ha_watchers_skip_their_rotation_while_the_plugin_holds_vclusters_lease(
             proc.communicate(timeout=30)
         resumed = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "150s")
         assert resumed.returncode == 0, resumed.stderr
-        assert all(w.rotations == 0 for w in watchers)
+        assert all(w.rotations == 0 and not w.errors for w in watchers), [w.errors for w in watchers]
         assert lease not in leases(kube_session, vc.namespace)

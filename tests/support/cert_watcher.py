@@ -54,6 +54,7 @@ class CertWatcher:
         self.read, self.wrote = threading.Event(), threading.Event()
         self.rotations = 0
         self.skipped_for_lease = 0
+        self.errors: list[str] = []
         self._pending_rollout = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"cert-watcher-{name}", daemon=True)
@@ -79,7 +80,10 @@ class CertWatcher:
             try:
                 self._tick()
             except Exception as exc:  # the real watcher logs and tries again at the next tick
-                log.warning("cert watcher %s: %s", self.name, f"{type(exc).__name__}: {exc}"[:300])
+                # the first line only: an API error's later lines echo the response body
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                self.errors.append(f"{type(exc).__name__}: {first}"[:300])
+                log.warning("cert watcher %s: %s", self.name, self.errors[-1])
 
     def _tick(self) -> None:
         from tests.support.emulator import expiring_leaves, read_disk

@@ -576,11 +576,6 @@ class Emulator:
         """Deployed etcd, once a plane of a vCluster with it started."""
         return self._store
 
-    @property
-    def current(self) -> Generation | None:
-        with self._cond:
-            return self.generations[-1] if self.generations else None
-
     def wait_for(self, *, after: int = 0, timeout: float = START_TIMEOUT, serving: bool = True) -> Generation:
         """The first generation numbered > `after` that finished starting (serving, or crashed when
         `serving=False`); raises TimeoutError with what happened otherwise."""

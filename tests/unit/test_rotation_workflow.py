@@ -551,16 +551,7 @@ def run_killed_after(cluster: FakeCluster, step: str, req: OperationRequest) -> 
 def test_a_run_killed_after_any_step_converges_when_run_again(step: str) -> None:
     cluster = cluster_for(make_vcluster(replicas=2, etcd=1))
     original = cluster.snapshot()
-
-    def kill_at(event: ProgressEvent) -> None:
-        if event.done and event.step == step:
-            cluster.kill()
-            raise Killed
-
-    wf, _clock = workflow(cluster, progress=kill_at)
-    with pytest.raises(Killed):
-        wf.run(cluster.vcluster, request())
-    cluster.revive()
+    run_killed_after(cluster, step, request())
     wf2, clock2 = workflow(cluster, dead=True)  # the killed holder's process is gone
     report = wf2.run(cluster.refresh(cluster.vcluster), request(holder="alice@laptop:5555 rotate"))
     assert report.applied
