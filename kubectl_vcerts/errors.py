@@ -35,6 +35,7 @@ class ExitCode(IntEnum):
     ABORTED = 20  # the user declined the confirmation
     UNTRUSTED = 21  # the API server's certificate failed verification (CA, host name, validity)
     DATA_LOSS = 22  # the restart would delete the virtual cluster's state on an emptyDir
+    STAGE_ORDER = 23  # rotate-ca --phase: that phase of a staged rotation is not the one due now
 
 
 class VcertsError(Exception):
@@ -105,6 +106,12 @@ class DataLossError(VcertsError):
     """A restart would delete the state of the virtual cluster (emptyDir); --allow-data-loss allows it."""
 
     exit_code = ExitCode.DATA_LOSS
+
+
+class StageOrderError(VcertsError):
+    """rotate-ca --phase names a phase that is not the next one of the staged rotation under way."""
+
+    exit_code = ExitCode.STAGE_ORDER
 
 
 class ApiError(VcertsError):

@@ -18,6 +18,8 @@ Schema of `check NAME -o json` (kind CertificateCheck):
             persistence, restoring};
   secret {name, found}; ca {fingerprint ("sha256:<hex>"), notAfter, split}; earliestLeafNotAfter;
   notRestarted {writtenAt, pods} (null unless pods started before kubectl vcerts last wrote NAME-certs);
+  stagedRotation {phase (last phase done: trust | switch), next (switch | finish), oldCa, newCa}
+                 (null unless a staged CA rotation, rotate-ca --phase, is under way);
   certificates [{secretKey, path, filename, kind, subject, subjectO, issuer, issuerKey, notBefore,
                  notAfter, remainingSeconds, status, verifies, keyMatches, fingerprint, findings [reason]}];
   findings [{secretKey, reason, status, message}]
@@ -102,6 +104,12 @@ def check_document(report: CheckReport) -> dict[str, Any]:
             "writtenAt": rfc3339(report.unrestarted.written_at),
             "pods": list(report.unrestarted.pods),
         } if report.unrestarted else None,
+        "stagedRotation": {
+            "phase": str(report.staged.phase),
+            "next": str(report.staged.next),
+            "oldCa": report.staged.old_ca,
+            "newCa": report.staged.new_ca,
+        } if report.staged else None,
         "certificates": [
             {
                 "secretKey": c.secret_key,
@@ -248,6 +256,11 @@ def notes(report: CheckReport) -> list[str]:
     lines = [f"problem: {f.message} ({f.reason})" for f in pki.findings if f.reason not in TIME_REASONS]
     if report.unrestarted is not None:
         lines.append(f"warning: {report.unrestarted.message(vc)}")
+    if report.staged is not None:
+        command = f"kubectl vcerts rotate-ca {vc.name} -n {vc.namespace} --phase"
+        staged = report.staged
+        lines.append(f"note: staged CA rotation under way: phase {staged.phase} done; next "
+                     f"`{command} {staged.next}` (or `{command} rollback` to undo {staged.phase})")
     if vc.distro is not Distro.K8S:
         lines.append(f"note: distro {vc.distro.value}: rotate and rotate-ca support only the k8s distro")
     if not vc.is_running:

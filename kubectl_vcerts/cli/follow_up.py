@@ -75,6 +75,8 @@ def _files_label(paths: Sequence[Path]) -> str:
 def render_follow_up(result: CaFollowUp, *, update_kubeconfig: bool) -> list[str]:
     if not result.applied:
         return _render_dry_run(result, update_kubeconfig=update_kubeconfig)
+    if result.stage in ("trust", "switch", "rollback"):
+        return _render_window(result)
     vc, paths, stale = result.vcluster, result.paths, result.stale
     lines: list[str] = ["", "What else to do after a CA change:"]
     if result.kubeconfig_out is not None:
@@ -125,14 +127,44 @@ def render_follow_up(result: CaFollowUp, *, update_kubeconfig: bool) -> list[str
     return lines
 
 
+def _render_window(result: CaFollowUp) -> list[str]:
+    """After trust, switch or the rollback of a phase: nothing has stopped working; say what to move
+    before finish."""
+    vc, paths, stale = result.vcluster, result.paths, result.stale
+    lines: list[str] = ["", "Before finish (old kubeconfigs keep working until then):"]
+    if result.kubeconfig_out is not None:
+        lines.append(f"  - wrote a new admin kubeconfig to {result.kubeconfig_out} (mode 0600, server "
+                     f"{result.server or 'from admin.conf'}): it trusts both CAs and outlives finish")
+    if result.updated:
+        lines.append(f"  - updated {len(stale)} context(s) of {_files_label(paths)} to trust both CAs: "
+                     + ", ".join(c.name for c in stale))
+        lines += [f"    {u.path} (backup {u.backup})" for u in result.updated]
+    elif stale:
+        lines.append(f"  - these contexts of {_files_label(paths)} trust only the old CA: "
+                     f"{_contexts_where(stale, paths)} (add the new one with --update-kubeconfig, or "
+                     f"reconnect; they stop working at finish)")
+    lines.append(f"  - hand out new kubeconfigs (vc-{vc.name}, `vcluster connect`, --kubeconfig-out) and "
+                 "update CI secrets now: those made since trust outlive finish")
+    if vc.private_nodes:
+        lines.append("  - private nodes keep working until finish: re-join them during the window (a "
+                     "join after switch pins the new CA); finish deletes or re-provisions those left")
+    return lines
+
+
 def _render_dry_run(result: CaFollowUp, *, update_kubeconfig: bool) -> list[str]:
     lines: list[str] = []
     if result.kubeconfig_out is not None:
         lines.append(f"  would write a new admin kubeconfig to {result.kubeconfig_out} (mode 0600)")
     if result.stale:
-        verb = "would update" if update_kubeconfig else "would stop working"
+        if result.stage:
+            verb = ("would update" if update_kubeconfig
+                    else "stop working at finish" if result.stage != "finish" else "would stop working")
+            what = "trust only the old CA"
+        else:
+            verb = "would update" if update_kubeconfig else "would stop working"
+            what = "trust the current CA"
         lines.append(
-            f"  contexts of {_files_label(result.paths)} that trust the current CA ({verb}): "
+            f"  contexts of {_files_label(result.paths)} that {what} ({verb}): "
             + _contexts_where(result.stale, result.paths)
         )
     return lines

@@ -54,6 +54,9 @@ def plan_lines(plan: RotationPlan) -> list[str]:
         return _rollback_only_plan_lines(plan)
     vc = plan.vcluster
     title = TITLES[plan.operation] + (f" from {plan.source}" if plan.source else "")
+    if plan.stage:
+        title = (f"staged CA rotation, rollback of the last phase ({title})" if plan.stage == "rollback"
+                 else f"staged CA rotation, phase {plan.stage}")
     lines = [
         f"Plan: {title} of vCluster {vc.ref} (version {vc.version or 'unknown'}, {vc.kind}, "
         f"{vc.replicas} replica(s){', deployed etcd' if vc.etcd_pods else ''})"
@@ -77,7 +80,10 @@ def plan_lines(plan: RotationPlan) -> list[str]:
         keys = [c.secret_key for c in plan.changes if c not in dated]
         if keys:
             lines.append(f"    + {len(keys)} private key(s) / other entries: {', '.join(keys)}")
-    if plan.ca_change:
+    if plan.stage and plan.stage != "finish":
+        lines.append(f"  CA:      first certificate {plan.old_ca_fingerprint or 'none'} -> "
+                     f"{plan.new_ca_fingerprint} (staged: existing kubeconfigs keep working)")
+    elif plan.ca_change:
         lines.append(
             f"  CA:      {plan.old_ca_fingerprint or 'none'} -> {plan.new_ca_fingerprint} (CHANGES: "
             f"existing kubeconfigs stop working)"
@@ -114,6 +120,7 @@ def report_document(report: OperationReport, extra: Sequence[str] = ()) -> dict[
     plan = report.plan
     return {
         "operation": str(plan.operation),
+        "stage": plan.stage or None,
         "vcluster": {"name": plan.vcluster.name, "namespace": plan.vcluster.namespace},
         "dryRun": not report.applied,
         "applied": report.applied,

@@ -9,8 +9,9 @@ kubeconfig is --kubeconfig alone, else every $KUBECONFIG file merged the way kub
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,6 +43,7 @@ from kubectl_vcerts.cli.operation import (
 from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption, YesOption, parse_duration
 from kubectl_vcerts.errors import InvalidInputError, UsageError
 from kubectl_vcerts.pki import CaMaterial
+from kubectl_vcerts.pki.stage_state import Stage
 from kubectl_vcerts.rotation.operation import OperationReport
 from kubectl_vcerts.rotation.recovery import Operation
 
@@ -94,15 +96,34 @@ def command(
     platform_vci: PlatformVciOption = None,
     skip_private_nodes: SkipPrivateNodesOption = False,
     output: OutputOption = OutputFormat.TABLE,
+    phase: Annotated[
+        PhaseChoice | None,
+        typer.Option(
+            "--phase",
+            help="Staged rotation, old and new CA trusted side by side: trust (start), switch (the new CA "
+            "signs), finish (drop the old CA: only now do old kubeconfigs stop working), or rollback (undo "
+            "the last phase). `check` shows the phase due.",
+            case_sensitive=False,
+        ),
+    ] = None,
 ) -> None:
-    """Replace the CA of a vCluster (and every leaf). Existing kubeconfigs stop working."""
+    """Replace the CA of a vCluster (and every leaf). Existing kubeconfigs stop working, unless staged
+    (--phase trust, then switch, then finish)."""
     byo = load_byo_ca(ca_cert, ca_key, now=get_deps(ctx).now())
     if kubeconfig_out is not None and kubeconfig_out.exists() and not overwrite and not dry_run:
         raise UsageError(
             f"{kubeconfig_out} exists", hint="pass --overwrite to replace it, or choose another file"
         )
+    _check_phase_flags(phase, byo=byo is not None, ca_validity=ca_validity, refresh_sans=refresh_sans)
+    staged = {} if phase is None or phase is PhaseChoice.ROLLBACK else {"stage": Stage(phase.value)}
+    operation = Operation.RESTORE if phase is PhaseChoice.ROLLBACK else Operation.ROTATE_CA
+    extra: dict[str, Any] = (
+        {"undo_stage": True, "renew": False} if phase is PhaseChoice.ROLLBACK
+        else {"refresh_sans": refresh_sans, "ca_validity": parse_duration(ca_validity, flag="--ca-validity"),
+              "byo_ca": byo, **staged}
+    )
     request = operation_request(
-        Operation.ROTATE_CA,
+        operation,
         force=force,
         dry_run=dry_run,
         no_restart=no_restart,
@@ -113,9 +134,7 @@ def command(
         validity=validity,
         finish_interrupted=finish_interrupted,
         keep_backups=keep_backups,
-        refresh_sans=refresh_sans,
-        ca_validity=parse_duration(ca_validity, flag="--ca-validity"),
-        byo_ca=byo,
+        **extra,
     )
     hooks = build_hooks(
         delete_manual_nodes=delete_manual_nodes,
@@ -138,6 +157,27 @@ def command(
         )
 
     run_operation(ctx, name, request, output=output, yes=yes, hooks=hooks, after=after)
+
+
+class PhaseChoice(StrEnum):
+    TRUST = "trust"
+    SWITCH = "switch"
+    FINISH = "finish"
+    ROLLBACK = "rollback"
+
+
+def _check_phase_flags(phase: PhaseChoice | None, *, byo: bool, ca_validity: str, refresh_sans: bool) -> None:
+    """The new CA is made (or brought) in trust only; a rollback puts a backup back as it was."""
+    if phase is None or phase is PhaseChoice.TRUST:
+        return
+    if byo or ca_validity != "3650d":
+        raise UsageError(
+            f"--ca-cert/--ca-key and --ca-validity choose the new CA, made in trust: not for --phase {phase}",
+            hint="run that phase without them",
+        )
+    if refresh_sans and phase is not PhaseChoice.SWITCH:
+        raise UsageError(f"--refresh-sans re-issues leaves: --phase {phase} issues none",
+                         hint="pass it to --phase trust or switch")
 
 
 def load_byo_ca(cert: Path | None, key: Path | None, *, now: datetime) -> CaMaterial | None:

@@ -297,15 +297,20 @@ class _Inspection:
                  key_name=str(item.pair), extra=extra)
 
     def ca_issuer(self, key: str, cert: x509.Certificate) -> tuple[x509.Certificate | None, str | None]:
-        """Self-signed CAs verify against themselves; a BYO intermediate against the next bundle cert."""
-        if cert.issuer == cert.subject:
+        """Self-signed CAs verify against themselves; a BYO intermediate, or the new CA signed by the old
+        one under the same name (a staged rotation's switch phase), against the bundle cert that signed
+        it (the first one of its issuer's name when none did: that is the one reported)."""
+        if cert.issuer == cert.subject and signed_by(cert, cert):
             return cert, key
         try:
             bundle = load_certificates(self.data.get(key, b""))
         except ValueError:
-            return None, None
+            return (cert, key) if cert.issuer == cert.subject else (None, None)
         parents = [c for c in bundle[1:] if c.subject == cert.issuer]
-        return (parents[0], key) if parents else (None, None)
+        signers = [c for c in parents if signed_by(cert, c)]
+        if signers or parents:
+            return (signers or parents)[0], key
+        return (cert, key) if cert.issuer == cert.subject else (None, None)
 
     def copy_findings(self, item: CatalogueEntry, cert: x509.Certificate) -> list[Finding]:
         ca = self.certs.get("ca.crt")
@@ -360,8 +365,21 @@ class _Inspection:
                 extra.append(Finding(key, Reason.KUBECONFIG_CA_MISMATCH,
                                      f"{key} trusts a different CA than {serving_key}"))
         issuer_key = str(item.issuer)
-        self.row(item, key, cert, issuer_key=issuer_key, issuer=self.certs.get(issuer_key), private=private,
-                 key_name=f"the client key in {key}", extra=extra)
+        self.row(item, key, cert, issuer_key=issuer_key, issuer=self.pool_issuer(issuer_key, cert),
+                 private=private, key_name=f"the client key in {key}", extra=extra)
+
+    def pool_issuer(self, issuer_key: str, cert: x509.Certificate) -> x509.Certificate | None:
+        """The certificate of the issuer's bundle that signed a client certificate (vCluster checks those
+        against every certificate of client-ca.crt, a copy of ca.crt: a staged rotation's trust phase
+        issues admin.conf's from the second); the first one when none did."""
+        first = self.certs.get(issuer_key)
+        if first is None or signed_by(cert, first):
+            return first
+        try:
+            bundle = load_certificates(self.data.get(issuer_key, b""))
+        except ValueError:
+            return first
+        return next((c for c in bundle[1:] if signed_by(cert, c)), first)
 
     def service_account(self) -> None:
         private = self.parse("sa.key", _load_key_for_matching, "PEM private key")

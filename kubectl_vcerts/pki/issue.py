@@ -119,11 +119,14 @@ def _authority_key_id(issuer: x509.Certificate | None,
 def clone_certificate(old: x509.Certificate, *, public_key: PublicKey, signer: PrivateKey,
                       issuer: x509.Certificate | None, not_before: datetime,
                       not_after: datetime,
-                      sans: x509.SubjectAlternativeName | None = None) -> x509.Certificate:
+                      sans: x509.SubjectAlternativeName | None = None,
+                      key_id_of_issuer: bool = False) -> x509.Certificate:
     """Re-issue ``old`` for ``public_key``, signed by ``signer``.
 
     ``issuer`` is the signing CA certificate, or None for a self-signed certificate (a CA clone).
     ``sans`` replaces the subject alternative names (pki/sans.py: the set vCluster would issue).
+    ``key_id_of_issuer`` adds an AuthorityKeyIdentifier where ``old`` has none (a self-signed CA
+    cross-signed under its own name: without one OpenSSL takes the copy for a self-signed root).
     """
     issuer_public = public_key if issuer is None else public_key_of(issuer)
     builder = (
@@ -149,6 +152,9 @@ def clone_certificate(old: x509.Certificate, *, public_key: PublicKey, signer: P
             builder = builder.add_extension(value, ext.critical)
         else:
             builder = builder.add_extension(ext.value, ext.critical)
+    has_aki = any(isinstance(ext.value, x509.AuthorityKeyIdentifier) for ext in old.extensions)
+    if key_id_of_issuer and issuer is not None and not has_aki:
+        builder = builder.add_extension(_authority_key_id(issuer, issuer_public), critical=False)
     return builder.sign(signer, _hash_for(signer))
 
 

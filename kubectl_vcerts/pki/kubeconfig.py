@@ -102,3 +102,12 @@ def replace_credentials(raw: bytes, *, client_cert_pem: bytes, client_key_pem: b
     if ca_pem is not None:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return kubeyaml.dump(doc)
+
+
+def replace_ca_data(raw: bytes, ca_pem: bytes) -> bytes:
+    """A copy of the kubeconfig trusting ``ca_pem`` (its credentials untouched)."""
+    doc = _load(raw)
+    _, _, cluster, _, _ = _locate(doc)
+    cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    cluster.pop("certificate-authority", None)
+    return kubeyaml.dump(doc)

@@ -21,6 +21,7 @@ from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ExitCode, ForbiddenError, NotFoundError
 from kubectl_vcerts.pki import PkiReport, Status, inspect_pki
 from kubectl_vcerts.pki.inspect import worst_of
+from kubectl_vcerts.pki.stage_state import StagedState, staged_state
 from kubectl_vcerts.rotation.discovery import assemble_vclusters, find_vcluster, list_accessible_workloads
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.unrestarted import Unrestarted, unrestarted
@@ -42,6 +43,7 @@ class CheckReport:
     checked_at: datetime
     warn_within: timedelta
     unrestarted: Unrestarted | None = None  # our last write is not running yet
+    staged: StagedState | None = None  # a staged CA rotation under way (rotate-ca --phase)
 
     @property
     def worst(self) -> Status:
@@ -99,7 +101,8 @@ def check_vcluster(reader: VClusterReader, *, name: str, namespace: str, now: da
     return CheckReport(vcluster=vcluster, secret_name=secret_name,
                        pki=inspect_secret(secret, now=now, warn_within=warn_within),
                        checked_at=now, warn_within=warn_within,
-                       unrestarted=unrestarted(vcluster, secret.annotations) if secret else None)
+                       unrestarted=unrestarted(vcluster, secret.annotations) if secret else None,
+                       staged=staged_state(secret.data) if secret else None)
 
 
 def check_all(reader: VClusterReader, *, namespace: str | None, now: datetime, names: Sequence[str] = (),

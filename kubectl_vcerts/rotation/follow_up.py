@@ -67,6 +67,7 @@ class CaFollowUp:
     updated: tuple[FileUpdate, ...]  # empty unless asked to update
     # the server is vCluster's in-pod default (https://localhost:PORT): reachable only through a tunnel
     server_in_pod: bool = False
+    stage: str = ""  # the staged rotation's phase the operation did (plan.stage); stale = lacks the new CA
 
 
 def follow_up(
@@ -108,6 +109,7 @@ def follow_up(
         stale=stale,
         updated=updated,
         server_in_pod=kubeconfig_out is not None and in_pod_server(server),
+        stage=report.plan.stage,
     )
 
 
@@ -138,6 +140,7 @@ def _dry_run(
         server=None,
         stale=stale,
         updated=(),
+        stage=report.plan.stage,
     )
 
 

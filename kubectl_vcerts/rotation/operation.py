@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from kubectl_vcerts.pki import CaMaterial, Status
+from kubectl_vcerts.pki.stage_state import Stage
 from kubectl_vcerts.rotation.model import PodState
 from kubectl_vcerts.rotation.plan import RotationPlan
 from kubectl_vcerts.rotation.recovery import Operation, Phase
@@ -51,6 +52,10 @@ class OperationRequest:
     allow_data_loss: bool = False
     # restart even where that rolls out a template change staged under OnDelete (plan.staged_changes)
     roll_out_staged: bool = False
+    # rotate-ca: run this phase of a staged (dual-trust) rotation instead of a one-step rotation
+    stage: Stage | None = None
+    # restore: put back the backup taken before the last phase of a staged rotation (--phase rollback)
+    undo_stage: bool = False
 
 
 @dataclass(frozen=True)

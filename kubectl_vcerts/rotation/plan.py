@@ -23,6 +23,7 @@ from kubectl_vcerts.pki import EntryChange, inspect_pki
 from kubectl_vcerts.pki.inspect import UNUSABLE_REASONS
 from kubectl_vcerts.pki.parse import first_certificate
 from kubectl_vcerts.pki.renew import MIN_VALIDITY
+from kubectl_vcerts.pki.stage_state import ORDER
 from kubectl_vcerts.rotation.model import BackingStore, Distro, PodState, VCluster, WorkloadKind
 from kubectl_vcerts.rotation.ports import BackupRecord
 from kubectl_vcerts.rotation.recovery import Operation, OperationRecord, RestartMode
@@ -44,6 +45,8 @@ class RestartStep:
 
 
 ROLLOUT_GROUP = "rollout"
+STAGES = tuple(str(s) for s in ORDER)
+ROLLBACK_STAGE = "rollback"
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,25 @@ class RotationPlan:
     notes: tuple[str, ...] = ()
     hook_lines: tuple[str, ...] = ()
     data_loss: tuple[str, ...] = ()  # restarts that delete state on an emptyDir (--allow-data-loss)
+    # a staged rotation's phase this run does: trust, switch, finish, or rollback (restoring the backup
+    # taken before the last phase); "" for every other run
+    stage: str = ""
 
     @property
     def restart_pods(self) -> tuple[str, ...]:
         return tuple(pod for step in self.restart_steps for pod in step.pods)
+
+    @property
+    def backup_operation(self) -> str:
+        """What the backup made before the write is labelled with: `rotate-ca:switch` for a phase (the
+        backup a rollback of that phase puts back), else the operation."""
+        return f"{self.operation}:{self.stage}" if self.stage in STAGES else str(self.operation)
+
+    @property
+    def runs_hooks(self) -> bool:
+        """The CA-change hooks (private nodes, the Platform mark) act on a cut-over only: a staged
+        rotation's trust, switch and rollback keep every kubelet's old trust working; finish ends it."""
+        return self.ca_change and self.stage in ("", "finish")
 
 
 def check_supported(vcluster: VCluster, *, force: bool, finish_interrupted: bool) -> None:

@@ -23,6 +23,7 @@ from kubectl_vcerts.pki import EntryChange, ca_fingerprint, renew_leaves, rotate
 from kubectl_vcerts.pki.renew import not_after_of
 from kubectl_vcerts.pki.sans import SanConfig, san_differences
 from kubectl_vcerts.rotation import plan as planning
+from kubectl_vcerts.rotation import staging
 from kubectl_vcerts.rotation.model import VCluster
 from kubectl_vcerts.rotation.operation import OperationRequest
 from kubectl_vcerts.rotation.plan import RotationPlan
@@ -127,6 +128,7 @@ def make_plan(
             finish_interrupted_replicas=finish,
             source=record.source,
             notes=tuple(notes),
+            stage=record.stage,
         ), request, ca_change=record.ca_change)
     if record is not None and request.operation is not Operation.RESTORE:
         raise NotReadyError(
@@ -146,6 +148,10 @@ def make_plan(
         change = renew_leaves(state.data, now=now, validity=request.leaf_validity, refresh_sans=refresh)
         new_data = SecretData(change.data)
         changes = change.changes
+    elif request.operation is Operation.ROTATE_CA and request.stage is not None:
+        change = staging.staged_change(vcluster, state.data, request, now=now, refresh=refresh, notes=notes)
+        new_data = SecretData(change.data)
+        changes = change.changes
     elif request.operation is Operation.ROTATE_CA:
         change = rotate_ca(
             state.data,
@@ -158,7 +164,8 @@ def make_plan(
         new_data = SecretData(change.data)
         changes = change.changes
     else:
-        source, source_data = _restore_source(vcluster, request, backups, identity=state.identity)
+        source, source_data = _restore_source(vcluster, request, backups, identity=state.identity,
+                                              current=state.data)
         planning.check_restore_source(source_data, now=now, where=source)
         if request.renew:
             change = renew_leaves(source_data, now=now, validity=request.leaf_validity)
@@ -168,23 +175,31 @@ def make_plan(
             new_data = SecretData(source_data)
     new_fp = ca_fingerprint(new_data)
     ca_change = new_fp != current_fp or request.operation is Operation.ROTATE_CA
+    stage = str(request.stage or (planning.ROLLBACK_STAGE if request.undo_stage else ""))
+    ca_change = ca_change or bool(stage)  # every phase changes what the control plane trusts
+    # A staged phase (or its rollback) meets only peers that trust what it issues and are trusted by
+    # it: its pods may be restarted one at a time like a leaf renewal's — unless the last run left pods
+    # on an older PKI (--no-restart), which may not trust this one.
+    pending = unrestarted(vcluster, state.annotations) if record is None else None
+    compatible = bool(stage) and pending is None
     mode = planning.keep_data_mode(
-        vcluster, planning.choose_restart_mode(vcluster, ca_change=ca_change, resume=record),
+        vcluster,
+        planning.choose_restart_mode(vcluster, ca_change=ca_change and not compatible, resume=record),
         ca_change=ca_change)
     _check_no_restart(vcluster, request, ca_change=ca_change)
     if record is not None:
         notes.append(f"replaces the interrupted {record.operation} (backup {record.backup})")
-    else:
-        pending = unrestarted(vcluster, state.annotations)
-        if pending is not None:
-            notes.append(pending.message(vcluster) + (" (this run restarts them)" if request.restart else ""))
+    elif pending is not None:
+        notes.append(pending.message(vcluster) + (" (this run restarts them)" if request.restart else ""))
+        if stage:
+            notes.append("so the restart is not one pod at a time: those pods may not trust this phase")
     plan = RotationPlan(
         operation=request.operation,
         vcluster=vcluster,
         source_resource_version=state.resource_version,
         backup_name=planning.backup_name(vcluster, now),
         changes=changes if changes is not None else _diff(state.data, new_data, action),
-        old_ca_fingerprint=current_fp,
+        old_ca_fingerprint=staging.old_fingerprint(state.data, request.stage) or current_fp,
         new_ca_fingerprint=new_fp,
         restart_mode=mode,
         restart_steps=planning.plan_restart(vcluster, mode, ca_change=ca_change),
@@ -194,9 +209,10 @@ def make_plan(
         finish_interrupted_replicas=finish,
         source=source,
         notes=tuple(notes),
+        stage=stage,
     )
     plan = _guard_restart(plan, request, ca_change=ca_change)
-    if ca_change and hooks:
+    if plan.runs_hooks and hooks:
         change_info = ca_change_of(plan, at=now)
         for hook in hooks:
             hook.preflight(change_info)
@@ -322,11 +338,15 @@ def _san_notes(
 
 
 def _restore_source(
-    vcluster: VCluster, request: OperationRequest, backups: BackupPort, *, identity: str
+    vcluster: VCluster, request: OperationRequest, backups: BackupPort, *, identity: str,
+    current: Mapping[str, bytes],
 ) -> tuple[str, dict[str, bytes]]:
     if request.restore_data is not None:
         return request.restore_source or "directory", SecretData(request.restore_data)
     records = backups.list_backups(vcluster)
+    if request.undo_stage:
+        full = staging.rollback_backup(vcluster, current, backups, records)
+        return full.name, SecretData(full.data or {})
     chosen = planning.resolve_backup(records, request.restore_backup or "latest", vcluster=vcluster,
                                      identity=identity)
     full = backups.read_backup(vcluster, chosen.name)

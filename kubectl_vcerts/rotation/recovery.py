@@ -51,6 +51,8 @@ class OperationRecord:
     # fingerprint of the CA written with this record ("" in records of older versions): a resume
     # checks NAME-certs still holds it, since vCluster's own writers patch the data but not annotations
     ca: str = ""
+    # rotate-ca --phase: the staged phase this run did ("" for every other run); a resume keeps it
+    stage: str = ""
 
     def encode(self) -> str:
         return json.dumps(
@@ -65,6 +67,7 @@ class OperationRecord:
                 "holder": self.holder,
                 "source": self.source,
                 **({"ca": self.ca} if self.ca else {}),
+                **({"stage": self.stage} if self.stage else {}),
             },
             sort_keys=True,
         )
@@ -84,6 +87,7 @@ class OperationRecord:
                 holder=str(raw.get("holder", "")),
                 source=str(raw.get("source", "")),
                 ca=str(raw.get("ca", "")),
+                stage=str(raw.get("stage", "")),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidPkiError(

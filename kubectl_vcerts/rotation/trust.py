@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kubectl_vcerts import kubeyaml
 from kubectl_vcerts.errors import InvalidInputError, InvalidPkiError
 from kubectl_vcerts.pki.kubeconfig import KubeconfigParts, parse_kubeconfig
 from kubectl_vcerts.pki.parse import first_certificate_der
+from kubectl_vcerts.pki.stage_state import bundle_holds_only_old, staged_state
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,12 @@ def _first_named(docs: Sequence[Mapping[str, Any]], section: str, field: str) ->
 
 
 def contexts_trusting_merged(
-    docs: Sequence[Mapping[str, Any]], anchors: set[bytes], old_admin_cert: bytes | None
+    docs: Sequence[Mapping[str, Any]], anchors: set[bytes], old_admin_cert: bytes | None, *,
+    stale_ca: Callable[[bytes], bool] | None = None,
 ) -> list[TrustedContext]:
     """Contexts of the merged kubeconfig whose cluster's certificate-authority-data is one of the old CA
-    certificates, each cluster and user resolved like kubectl (first file that defines the name)."""
+    certificates (or, with `stale_ca`, for which it says so), each cluster and user resolved like kubectl
+    (first file that defines the name)."""
     clusters = _first_named(docs, "clusters", "cluster")
     users = _first_named(docs, "users", "user")
     old_admin_der = first_cert_der(old_admin_cert) if old_admin_cert else None
@@ -118,8 +122,11 @@ def contexts_trusting_merged(
         if cluster_name not in clusters:
             continue
         cluster_file, cluster = clusters[cluster_name]
-        der = first_cert_der(_b64(cluster.get("certificate-authority-data")))
-        if der is None or der not in anchors:
+        ca_data = _b64(cluster.get("certificate-authority-data"))
+        if stale_ca is not None:
+            if not stale_ca(ca_data):
+                continue
+        elif (der := first_cert_der(ca_data)) is None or der not in anchors:
             continue
         user_file: int | None = None
         user: Mapping[str, Any] = {}
@@ -222,7 +229,11 @@ def kubeconfig_changes(
     change) and, with `update`, the new documents that make them trust `new_data`'s CA — users of the
     old admin certificate getting the new admin credentials."""
     old_cert, _old_key = admin_client_cert(old_data)
-    stale = contexts_trusting_merged(docs, old_trust_anchors(old_data), old_cert)
+    # In a staged rotation a bundle is stale when it lacks the new CA: an old-first bundle from trust
+    # verifies the vCluster through finish.
+    state = staged_state(old_data) or staged_state(new_data)
+    stale_ca = None if state is None else partial(bundle_holds_only_old, state=state)
+    stale = contexts_trusting_merged(docs, old_trust_anchors(old_data), old_cert, stale_ca=stale_ca)
     if not stale or not update:
         return KubeconfigChanges(stale=tuple(stale), updated={})
     new_cert, new_key = admin_client_cert(new_data)

@@ -256,7 +256,7 @@ class Workflow:
         outcome = self._restart_and_verify(vcluster, plan, request, restarter, written)
         if outcome.failure:
             self._fail(vcluster, written, outcome.failure, request, restarter)
-        if plan.ca_change:
+        if plan.runs_hooks:
             change_info = ca_change_of(plan, at=self.clock.now())
             for hook in self.hooks:
                 written.hook_lines.extend(hook.after(change_info))
@@ -278,14 +278,14 @@ class Workflow:
         resumed run has written already: it carries on with the record and the backup it left."""
         if plan.resume is not None:
             return _Written(backup=plan.resume.backup, record=plan.resume, before=None, state=state)
-        backup = self.writer.create_backup(vcluster, state, str(plan.operation))
+        backup = self.writer.create_backup(vcluster, state, plan.backup_operation)
         record = OperationRecord(
             operation=plan.operation, id=secrets.token_hex(6), backup=backup.name, phase=Phase.RESTART,
             restart=plan.restart_mode, started=self.clock.now(), ca_change=plan.ca_change,
-            holder=request.holder, source=plan.source, ca=plan.new_ca_fingerprint,
+            holder=request.holder, source=plan.source, ca=plan.new_ca_fingerprint, stage=plan.stage,
         )
         hook_lines: list[str] = []
-        if plan.ca_change:
+        if plan.runs_hooks:
             change_info = ca_change_of(plan, at=self.clock.now())
             if self.hooks:
                 # Hooks may delete nodes: make sure the guarded write below will not fail on a

@@ -77,9 +77,15 @@ def one_request(kubeconfig: Path, workdir: Path) -> Callable[[], tuple[bool, str
 
 @contextmanager
 def probing(kubeconfig: Path, workdir: Path) -> Iterator[Probes]:
+    with polling(one_request(kubeconfig, workdir)) as probes:
+        yield probes
+
+
+@contextmanager
+def polling(request: Callable[[], tuple[bool, str]]) -> Iterator[Probes]:
+    """`request` again and again on a thread (every 50 ms) while the block runs, each result kept."""
     probes = Probes()
     stop = threading.Event()
-    request = one_request(kubeconfig, workdir)
 
     def run() -> None:
         while not stop.is_set():

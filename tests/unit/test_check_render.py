@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubectl_vcerts.cli.checking import check_document, check_rows, summary_document, summary_rows
+from kubectl_vcerts.cli.checking import check_document, check_rows, notes, summary_document, summary_rows
 from kubectl_vcerts.cli.options import OutputFormat
 from kubectl_vcerts.cli.render import (
     dump_document,
@@ -145,9 +145,11 @@ def test_the_json_document_is_stable_and_uses_rfc3339_utc() -> None:
         "ca",
         "earliestLeafNotAfter",
         "notRestarted",
+        "stagedRotation",
         "certificates",
         "findings",
     ]
+    assert doc["stagedRotation"] is None
     assert doc["checkedAt"] == "2026-06-01T12:00:00Z"
     assert doc["warnWithinSeconds"] == 90 * 86400
     assert doc["vcluster"]["distro"] == "k8s"
@@ -304,3 +306,22 @@ def test_confirm_needs_yes_off_a_terminal_and_asks_on_one(monkeypatch: pytest.Mo
     assert confirm(deps, "Proceed?", yes=False) is True
     assert confirm(deps, "Proceed?", yes=False) is False
     assert "Proceed? [y/N]" in buffer.getvalue()
+
+
+def test_a_staged_rotation_under_way_shows_its_phase_the_next_one_and_both_cas() -> None:
+    from kubectl_vcerts.pki.parse import fingerprint, load_certificates
+    from kubectl_vcerts.pki.staged import stage_switch, stage_trust
+
+    data = cached_pki(Options(name="vc", namespace="team-a"))
+    trust = stage_trust(data, now=NOW).data
+    reader = _reader(("vc", "team-a"))
+    reader.secrets[0] = certs_secret(stage_switch(trust, now=NOW).data, "vc", "team-a")
+    report = check_vcluster(reader, name="vc", namespace="team-a", now=NOW)
+    doc = check_document(report)
+    old, new = load_certificates(trust["ca.crt"])
+    assert doc["stagedRotation"] == {"phase": "switch", "next": "finish", "oldCa": fingerprint(old),
+                                     "newCa": fingerprint(new)}
+    assert report.worst is Status.OK, [f.message for f in report.pki.findings]  # type: ignore[union-attr]
+    assert ("note: staged CA rotation under way: phase switch done; next `kubectl vcerts rotate-ca vc -n "
+            "team-a --phase finish` (or `kubectl vcerts rotate-ca vc -n team-a --phase rollback` to undo "
+            "switch)") in notes(report)

@@ -178,3 +178,41 @@ def test_a_dry_run_names_the_contexts_of_the_current_ca_and_writes_nothing() -> 
     assert not result.applied
     assert [c.name for c in result.stale] == ["vc-ctx"]
     assert files.contents == before and files.log == []
+
+
+def _staged(cluster: FollowUpCluster, stage: str, *, dry_run: bool = False) -> OperationReport:
+    from kubectl_vcerts.pki.stage_state import Stage
+
+    wf = Workflow(Ports(cluster, cluster, cluster, cluster, cluster), FakeClock(on_sleep=cluster.tick),
+                  holder_dead=lambda _h: False)
+    request = OperationRequest(operation=Operation.ROTATE_CA, holder="t", timeout=timedelta(seconds=30),
+                               dry_run=dry_run, stage=Stage(stage))
+    return wf.run(cluster.refresh(cluster.vcluster), request)
+
+
+def test_in_a_staged_rotation_only_contexts_lacking_the_new_ca_are_stale_and_the_update_adds_it() -> None:
+    cluster = FollowUpCluster(vcluster=make_vcluster(), data=pki_data())
+    old = dict(cluster.data)
+    report = _staged(cluster, "trust")
+    files = Files()
+    user = user_files(files, old)
+    result = follow_up(report, port=cluster, files=files, user=user, kubeconfig_out=None, overwrite=False,
+                       update_kubeconfig=True, now=FakeClock().now())
+    assert [(c.name, c.uses_old_admin_cert) for c in result.stale] == [("vc-ctx", True)]
+    assert result.stage == "trust"
+    written = kubeyaml.load_mapping(files.contents[user.paths[0]])
+    ca = base64.b64decode(written["clusters"][0]["cluster"]["certificate-authority-data"])
+    assert ca == cluster.data["ca.crt"] and ca.startswith(old["ca.crt"].strip())  # old first, then new
+    # the updated context now holds the new CA: after switch it is not stale, and finish's plan
+    # (a dry run) names only what still lacks it
+    updated = UserKubeconfig(paths=user.paths, documents=(written, user.documents[1]))
+    switch = _staged(cluster, "switch")
+    again = follow_up(switch, port=cluster, files=Files(), user=updated, kubeconfig_out=None,
+                      overwrite=False, update_kubeconfig=False, now=FakeClock().now())
+    assert again.stale == ()
+    plan = _staged(cluster, "finish", dry_run=True)
+    named = follow_up(plan, port=cluster, files=Files(), user=user, kubeconfig_out=None, overwrite=False,
+                      update_kubeconfig=False, now=FakeClock().now())
+    assert [c.name for c in named.stale] == ["vc-ctx"] and not named.applied
+    lines = render_follow_up(named, update_kubeconfig=False)
+    assert any("trust only the old CA (would stop working): vc-ctx" in line for line in lines), lines

@@ -16,6 +16,7 @@ from tests.unit.rotation_fakes import FakeClock, FakeCluster, Killed, make_vclus
 
 REPORT_KEYS = {
     "operation",
+    "stage",
     "vcluster",
     "dryRun",
     "applied",
