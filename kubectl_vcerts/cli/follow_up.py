@@ -10,9 +10,11 @@ from pathlib import Path
 from kubectl_vcerts import contract
 from kubectl_vcerts.cli.deps import Deps
 from kubectl_vcerts.cli.files import backup_file, write_private_file
+from kubectl_vcerts.pki.stage_state import Stage, StagedState
 from kubectl_vcerts.rotation.follow_up import CaFollowUp, UserKubeconfig, follow_up
 from kubectl_vcerts.rotation.operation import OperationReport
-from kubectl_vcerts.rotation.trust import TrustedContext
+from kubectl_vcerts.rotation.plan import RotationPlan
+from kubectl_vcerts.rotation.trust import TrustedContext, stale_in_window
 
 
 class _Files:
@@ -59,6 +61,20 @@ def kubeconfig_follow_up(
         server=server,
     )
     return render_follow_up(result, update_kubeconfig=update_kubeconfig)
+
+
+def finish_preview(deps: Deps, plan: RotationPlan) -> list[str]:
+    """Before a staged rotation's finish is confirmed: the contexts of the user's kubeconfig files that
+    hold only the old CA, which stop working with it."""
+    if plan.stage != "finish" or not plan.old_ca_fingerprint:
+        return []
+    user = user_kubeconfig(deps)
+    state = StagedState(Stage.SWITCH, plan.old_ca_fingerprint, plan.new_ca_fingerprint)
+    stale = stale_in_window(user.documents, state)
+    if not stale:
+        return []
+    return [f"  - contexts of {_files_label(user.paths)} that trust only the old CA (stop working now): "
+            + _contexts_where(stale, user.paths)]
 
 
 def _contexts_where(stale: Sequence[TrustedContext], paths: Sequence[Path]) -> str:
@@ -146,8 +162,11 @@ def _render_window(result: CaFollowUp) -> list[str]:
     lines.append(f"  - hand out new kubeconfigs (vc-{vc.name}, `vcluster connect`, --kubeconfig-out) and "
                  "update CI secrets now: those made since trust outlive finish")
     if vc.private_nodes:
-        lines.append("  - private nodes keep working until finish: re-join them during the window (a "
-                     "join after switch pins the new CA); finish deletes or re-provisions those left")
+        when = "after switch" if result.stage == "trust" else "now"
+        lines.append(f"  - private nodes keep working until finish: re-join them {when} (the control plane "
+                     "issues kubelet certificates from the new CA from switch on; `kubectl vcerts token "
+                     f"create {vc.name} --kubeadm` pins both CAs); finish runs the private-node and "
+                     "Platform steps for those left")
     return lines
 
 

@@ -260,8 +260,10 @@ def run_operation(
     yes: bool,
     hooks: Callable[[Deps, VCluster], Sequence[CaChangeHook]] | None = None,
     after: Callable[[Deps, OperationReport], list[str]] | None = None,
+    preview: Callable[[Deps, RotationPlan], list[str]] | None = None,
 ) -> OperationReport:
-    """Find the vCluster, run the workflow with confirmation, render the result; return the report."""
+    """Find the vCluster, run the workflow with confirmation, render the result; return the report.
+    `preview` adds lines to the plan shown before the question (what the change means locally)."""
     from kubectl_vcerts.kube.rotation import KubeRotationPorts
     from kubectl_vcerts.rotation.clock import SystemClock
     from kubectl_vcerts.rotation.lock import local_holder_dead
@@ -298,7 +300,7 @@ def run_operation(
     def confirm(plan: RotationPlan) -> bool:
         if yes:
             return True
-        for line in plan_lines(plan):
+        for line in [*plan_lines(plan), *(preview(deps, plan) if preview else [])]:
             deps.err.print(line, highlight=False, markup=False)
         return _ask(deps, "Proceed?")
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from kubectl_vcerts.cli.deps import Deps, get_deps
-from kubectl_vcerts.cli.follow_up import kubeconfig_follow_up
+from kubectl_vcerts.cli.follow_up import finish_preview, kubeconfig_follow_up
 from kubectl_vcerts.cli.hooks import build_hooks
 from kubectl_vcerts.cli.operation import (
     AllowDataLossOption,
@@ -106,21 +106,31 @@ def command(
             case_sensitive=False,
         ),
     ] = None,
+    staged: Annotated[
+        bool,
+        typer.Option("--staged", help="Run the staged rotation's phase due: trust to start, then switch. "
+                     "Finish is never implied: name it with --phase finish."),
+    ] = False,
 ) -> None:
     """Replace the CA of a vCluster (and every leaf). Existing kubeconfigs stop working, unless staged
-    (--phase trust, then switch, then finish)."""
+    (--staged, or --phase trust, then switch, then finish)."""
     byo = load_byo_ca(ca_cert, ca_key, now=get_deps(ctx).now())
     if kubeconfig_out is not None and kubeconfig_out.exists() and not overwrite and not dry_run:
         raise UsageError(
             f"{kubeconfig_out} exists", hint="pass --overwrite to replace it, or choose another file"
         )
+    if staged and phase is not None:
+        raise UsageError("--staged and --phase go separately",
+                         hint="--staged runs the phase due; --phase names one")
     _check_phase_flags(phase, byo=byo is not None, ca_validity=ca_validity, refresh_sans=refresh_sans)
-    staged = {} if phase is None or phase is PhaseChoice.ROLLBACK else {"stage": Stage(phase.value)}
+    stage: dict[str, Any] = {"stage_due": True} if staged else {}
+    if phase is not None and phase is not PhaseChoice.ROLLBACK:
+        stage = {"stage": Stage(phase.value)}
     operation = Operation.RESTORE if phase is PhaseChoice.ROLLBACK else Operation.ROTATE_CA
     extra: dict[str, Any] = (
         {"undo_stage": True, "renew": False} if phase is PhaseChoice.ROLLBACK
         else {"refresh_sans": refresh_sans, "ca_validity": parse_duration(ca_validity, flag="--ca-validity"),
-              "byo_ca": byo, **staged}
+              "byo_ca": byo, **stage}
     )
     request = operation_request(
         operation,
@@ -156,7 +166,8 @@ def command(
             server=vcluster_server,
         )
 
-    run_operation(ctx, name, request, output=output, yes=yes, hooks=hooks, after=after)
+    run_operation(ctx, name, request, output=output, yes=yes, hooks=hooks, after=after,
+                  preview=finish_preview)
 
 
 class PhaseChoice(StrEnum):

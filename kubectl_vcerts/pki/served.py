@@ -3,8 +3,8 @@
 No anchor checks this: a secret renewed while the pods were not restarted still serves the old
 certificate, and after a CA change without restart the served certificate does not chain to the stored
 CA. Reasons (stable strings in JSON):
-  served-chain-untrusted     the served certificate is not signed by the stored serving CA
-                             (server-ca.crt, = first certificate of ca.crt unless split)
+  served-chain-untrusted     the served certificate is not signed by a stored serving CA
+                             (server-ca.crt, = ca.crt unless split; a bundle is a pool)
   served-cert-not-in-secret  it is signed by that CA but is not the secret's apiserver.crt (the secret
                              was renewed and the pods were not restarted)
   served-cert-expired        the served certificate has expired
@@ -77,10 +77,12 @@ def compare_served(
     files = to_files(data)
     findings: list[LiveFinding] = []
     try:
-        stored_ca = x509.load_pem_x509_certificate(files.get("server-ca.crt") or b"")
+        pool = x509.load_pem_x509_certificates(files.get("server-ca.crt") or b"")
     except ValueError:
-        stored_ca = None
-    chains = stored_ca is not None and signed_by(served, stored_ca)
+        pool = []
+    # any certificate of server-ca.crt, as the syncer's own check and every client's (a staged CA
+    # rotation's bundle holds the old and the new CA; pods not yet restarted serve the old one's)
+    chains = any(signed_by(served, ca) for ca in pool)
     try:
         stored_leaf = x509.load_pem_x509_certificate(data.get("apiserver.crt") or b"")
     except ValueError:

@@ -6,7 +6,7 @@ Imports only the standard library, ``cryptography`` and sibling pki modules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -100,3 +100,26 @@ def bundle_holds_only_old(ca_pem: bytes, state: StagedState) -> bool:
     except ValueError:
         return False
     return state.old_ca in prints and state.new_ca not in prints
+
+
+def _certificates(pem: bytes) -> list[x509.Certificate]:
+    try:
+        return load_certificates(pem)
+    except ValueError:
+        return []
+
+
+def old_admin_test(bundles: Sequence[bytes], admin_cert_pem: bytes,
+                   state: StagedState) -> Callable[[bytes], bool]:
+    """Whether a client certificate is an admin certificate (admin.conf's subject) the old CA issued —
+    any of them: by finish the one from before the rotation is two phases back. Those stop at finish.
+    ``bundles`` are CA files to find the old CA in."""
+    old_ca = next((c for pem in bundles for c in _certificates(pem) if fingerprint(c) == state.old_ca), None)
+    admin = _certificates(admin_cert_pem)
+
+    def issued(cert_pem: bytes) -> bool:
+        certs = _certificates(cert_pem)
+        return (old_ca is not None and bool(certs) and bool(admin) and certs[0].subject == admin[0].subject
+                and signed_by(certs[0], old_ca))
+
+    return issued

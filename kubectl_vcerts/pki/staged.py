@@ -151,7 +151,6 @@ def stage_trust(data: Mapping[str, bytes], *, now: datetime, ca_validity: timede
     new: dict[str, bytes] = dict(data)
     actions: dict[str, str] = {}
     signers: dict[str, Signer] = {}
-    new_client_ca: Signer | None = None
     with KeyPool() as pool:
         bundles = {family: _bundle(data, family) for family in _families(data)}
         keys = {family: require_key(data, f"{family}.key") for family in bundles}
@@ -169,25 +168,34 @@ def stage_trust(data: Mapping[str, bytes], *, now: datetime, ca_validity: timede
             new[next_key(family)] = key_pem(key, like=data.get(f"{family}.key"))
             actions[f"{family}.crt"] = actions[next_key(family)] = action
             signers[f"{family}.crt"] = Signer(f"{family}.crt", bundle[0], keys[family])
-            if family == "ca":
-                new_client_ca = Signer("ca.crt", added[0], key)
-        assert new_client_ca is not None
         _copies(new, actions, split=split)
         serving_ca, serving_pem = _serving(new, split=split)
-        # admin.conf (and so vc-NAME, --kubeconfig-out, --update-kubeconfig) gets its client certificate
-        # from the new CA already: every client CA pool holds it now, and what is handed out from here
-        # on outlives finish. Everything else is still issued by the old CAs.
-        admin = [r for r in leaves if not isinstance(r, InvalidPkiError) and r.item.secret_key == ADMIN]
         reissued = reissue_leaves(data, signers, now=now, validity=leaf_validity, serving_ca=serving_ca,
-                                  serving_ca_pem=serving_pem, sans=sans,
-                                  leaves=[r for r in leaves if not any(r is a for a in admin)])
-        renewed_admin = reissue_leaves(data, {"ca.crt": new_client_ca}, now=now, validity=leaf_validity,
-                                       serving_ca=serving_ca, serving_ca_pem=serving_pem, leaves=admin)
+                                  serving_ca_pem=serving_pem, leaves=leaves, sans=sans)
     new.update(reissued)
     actions.update(dict.fromkeys(reissued, "renewed"))
-    new.update(renewed_admin)
-    actions.update(dict.fromkeys(renewed_admin, "reissued"))
+    new = admin_on_new_ca(new, now=now, validity=leaf_validity)
+    actions[ADMIN] = "reissued"
     return _change(data, new, actions)
+
+
+def admin_on_new_ca(data: Mapping[str, bytes], *, now: datetime,
+                    validity: timedelta = timedelta(days=365)) -> dict[str, bytes]:
+    """In trust, admin.conf's client certificate comes from the new CA (kept aside): every client CA pool
+    holds it, and what is handed out from it — vc-NAME, --kubeconfig-out, --update-kubeconfig — then
+    outlives finish. A leaf renewal in the window keeps it so. Outside trust: ``data`` as it is."""
+    state = staged_state(data)
+    if state is None or state.phase is not Stage.TRUST:
+        return dict(data)
+    key = require_key(data, next_key("ca"))
+    ca = next(c for c in _bundle(data, "ca")[1:] if key_matches(public_key_of(c), key))
+    serving_ca, serving_pem = _serving(data, split=is_split(data))
+    with KeyPool() as pool:
+        admin = [r for r in read_leaves(data, pool)
+                 if isinstance(r, InvalidPkiError) or r.item.secret_key == ADMIN]
+        return {**data, **reissue_leaves(data, {"ca.crt": Signer("ca.crt", ca, key)}, now=now,
+                                         validity=validity, serving_ca=serving_ca, serving_ca_pem=serving_pem,
+                                         leaves=admin)}
 
 
 def _require(data: Mapping[str, bytes], phase: Stage) -> StagedState:
@@ -264,5 +272,16 @@ def stage_finish(data: Mapping[str, bytes]) -> PkiChange:
     return _change(data, new, actions)
 
 
-__all__ = ["ADMIN", "ORDER", "Stage", "StagedState", "bundle_holds_only_old", "next_key", "stage_finish",
-           "stage_switch", "stage_trust", "staged_state"]
+__all__ = [
+    "ADMIN",
+    "ORDER",
+    "Stage",
+    "StagedState",
+    "admin_on_new_ca",
+    "bundle_holds_only_old",
+    "next_key",
+    "stage_finish",
+    "stage_switch",
+    "stage_trust",
+    "staged_state",
+]

@@ -127,24 +127,26 @@ def join_command(
     return line + ("s -- " + " ".join(flags) if flags else "")
 
 
-def kubeadm_join_command(endpoint: str, token: str, ca_hash: str) -> str:
-    return f"kubeadm join {endpoint} --token {token} --discovery-token-ca-cert-hash {ca_hash}"
+def kubeadm_join_command(endpoint: str, token: str, *ca_hashes: str) -> str:
+    pins = "".join(f" --discovery-token-ca-cert-hash {pin}" for pin in ca_hashes)
+    return f"kubeadm join {endpoint} --token {token}{pins}"
 
 
-def ca_cert_hash(ca_pem: bytes) -> str:
-    """kubeadm's pubkeypin: sha256 of the SubjectPublicKeyInfo of the (single) CA certificate."""
+def ca_cert_hashes(ca_pem: bytes) -> tuple[str, ...]:
+    """kubeadm's pubkeypin (sha256 of the SubjectPublicKeyInfo) of every CA key kube-root-ca.crt holds,
+    in its order. vCluster's `token create` refuses a bundle; during a staged CA rotation the bundle
+    holds the old and the new CA, and kubeadm accepts the flag repeated (discovery passes when the
+    cluster's CA matches any pin), so a node joined in the window is pinned to both."""
     from kubectl_vcerts.pki.parse import load_certificates, public_key_pin
 
     try:
         certs = load_certificates(ca_pem)
-    except ValueError:
-        certs = []
-    if len(certs) != 1:
+    except ValueError as exc:
         raise UsageError(
-            f"kube-root-ca.crt holds {len(certs)} certificates, expected exactly one",
-            hint="wait until the new CA is published, then run `kubectl vcerts token create`",
-        )
-    return public_key_pin(certs[0])
+            f"kube-root-ca.crt holds no usable certificate ({exc})",
+            hint="wait until the control plane publishes it, then run `kubectl vcerts token create`",
+        ) from exc
+    return tuple(dict.fromkeys(public_key_pin(cert) for cert in certs))
 
 
 def control_plane_endpoint(cluster_configuration: str) -> str:
@@ -163,13 +165,13 @@ class CreatedToken:
     token: TokenSecret
     endpoint: str
     platform_endpoint: str | None
-    ca_hash: str | None
+    ca_hashes: tuple[str, ...]
 
     def command(
         self, *, kubeadm: bool = False, force_join: bool = False, node_name: str | None = None
     ) -> str:
         if kubeadm:
-            return kubeadm_join_command(self.endpoint, self.token.token, self.ca_hash or "")
+            return kubeadm_join_command(self.endpoint, self.token.token, *self.ca_hashes)
         return join_command(
             self.endpoint,
             self.token.token,
@@ -207,7 +209,7 @@ def create_token(
             f"annotation {JOIN_ENDPOINT_ANNOTATION} is not an https URL",
             hint="fix the annotation on kube-system/kubeadm-config",
         )
-    ca_hash = None
+    ca_hashes: tuple[str, ...] = ()
     if kubeadm:
         root = port.read_config_map("kube-system", "kube-root-ca.crt")
         if root is None or not root[0].get("ca.crt"):
@@ -215,7 +217,7 @@ def create_token(
                 "configmap kube-system/kube-root-ca.crt not found in the virtual cluster",
                 hint="wait for the control plane to publish it, then try again",
             )
-        ca_hash = ca_cert_hash(root[0]["ca.crt"].encode())
+        ca_hashes = ca_cert_hashes(root[0]["ca.crt"].encode())
     token = new_token(now=now, ttl=ttl, choice=choice)
     port.create_token_secret(token)
-    return CreatedToken(token=token, endpoint=endpoint, platform_endpoint=platform, ca_hash=ca_hash)
+    return CreatedToken(token=token, endpoint=endpoint, platform_endpoint=platform, ca_hashes=ca_hashes)

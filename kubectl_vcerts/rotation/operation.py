@@ -54,6 +54,8 @@ class OperationRequest:
     roll_out_staged: bool = False
     # rotate-ca: run this phase of a staged (dual-trust) rotation instead of a one-step rotation
     stage: Stage | None = None
+    # rotate-ca --staged: run the phase due (trust or switch; finish only when named)
+    stage_due: bool = False
     # restore: put back the backup taken before the last phase of a staged rotation (--phase rollback)
     undo_stage: bool = False
 

@@ -22,6 +22,7 @@ from kubectl_vcerts.errors import (
 from kubectl_vcerts.pki import EntryChange, ca_fingerprint, renew_leaves, rotate_ca
 from kubectl_vcerts.pki.renew import not_after_of
 from kubectl_vcerts.pki.sans import SanConfig, san_differences
+from kubectl_vcerts.pki.staged import admin_on_new_ca
 from kubectl_vcerts.rotation import plan as planning
 from kubectl_vcerts.rotation import staging
 from kubectl_vcerts.rotation.model import VCluster
@@ -146,13 +147,16 @@ def make_plan(
     if request.operation is Operation.ROTATE:
         planning.check_pki_usable(state.data, now=now, operation=Operation.ROTATE, where=where)
         change = renew_leaves(state.data, now=now, validity=request.leaf_validity, refresh_sans=refresh)
-        new_data = SecretData(change.data)
+        new_data = SecretData(admin_on_new_ca(change.data, now=now, validity=request.leaf_validity))
         changes = change.changes
-    elif request.operation is Operation.ROTATE_CA and request.stage is not None:
-        change = staging.staged_change(vcluster, state.data, request, now=now, refresh=refresh, notes=notes)
+    elif request.operation is Operation.ROTATE_CA and (request.stage is not None or request.stage_due):
+        change, phase = staging.staged_change(vcluster, state.data, request, now=now, refresh=refresh,
+                                              notes=notes)
+        request = replace(request, stage=phase)
         new_data = SecretData(change.data)
         changes = change.changes
     elif request.operation is Operation.ROTATE_CA:
+        staging.refuse_one_step(vcluster, state.data)
         change = rotate_ca(
             state.data,
             now=now,
@@ -345,7 +349,7 @@ def _restore_source(
         return request.restore_source or "directory", SecretData(request.restore_data)
     records = backups.list_backups(vcluster)
     if request.undo_stage:
-        full = staging.rollback_backup(vcluster, current, backups, records)
+        full = staging.rollback_backup(vcluster, current, backups, records, identity=identity)
         return full.name, SecretData(full.data or {})
     chosen = planning.resolve_backup(records, request.restore_backup or "latest", vcluster=vcluster,
                                      identity=identity)

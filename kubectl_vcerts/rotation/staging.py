@@ -8,10 +8,11 @@ machine continues where the first stopped, and restoring any backup restores its
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from kubectl_vcerts import contract
-from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, StageOrderError
+from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, StageOrderError, UsageError
 from kubectl_vcerts.pki import PkiChange, ca_fingerprint
 from kubectl_vcerts.pki.layout import ca_certificate
 from kubectl_vcerts.pki.sans import SanConfig
@@ -24,7 +25,7 @@ from kubectl_vcerts.pki.staged import (
     staged_state,
 )
 from kubectl_vcerts.rotation.model import VCluster
-from kubectl_vcerts.rotation.operation import OperationRequest
+from kubectl_vcerts.rotation.operation import CA_VALIDITY, OperationRequest
 from kubectl_vcerts.rotation.ports import BackupPort, BackupRecord
 
 # the old CA must outlive the window between trust and finish by this much, or the plan says so
@@ -42,12 +43,28 @@ def due(data: Mapping[str, bytes]) -> tuple[Stage, StagedState | None]:
 
 
 def staged_change(vcluster: VCluster, data: Mapping[str, bytes], request: OperationRequest, *,
-                  now: datetime, refresh: SanConfig | None, notes: list[str]) -> PkiChange:
-    """The PKI change of `request.stage`; StageOrderError when it is not the phase due. Adds the notes
-    that say what works after this phase and what comes next."""
-    assert request.stage is not None
+                  now: datetime, refresh: SanConfig | None, notes: list[str]) -> tuple[PkiChange, Stage]:
+    """The PKI change of `request.stage` (with `stage_due`: of the phase due), and that phase;
+    StageOrderError when it is not the phase due, or when the phase due is finish and was not named (it
+    stops old kubeconfigs). Adds the notes that say what works after this phase and what comes next."""
     where = f"secret {vcluster.namespace}/{contract.certs_secret_name(vcluster.name)}"
     wanted, state = due(data)
+    if request.stage is None and wanted is Stage.FINISH:
+        raise StageOrderError(
+            f"{where}: the phase due is finish, which drops the old CA and stops every kubeconfig that "
+            "trusts only it; --staged never runs it",
+            hint=f"nothing was changed; `{_command(vcluster, Stage.FINISH)} --dry-run` names what stops "
+            "working, then run it without --dry-run",
+        )
+    request = replace(request, stage=request.stage or wanted)
+    assert request.stage is not None
+    chooses_ca = request.byo_ca is not None or request.ca_validity != CA_VALIDITY
+    if request.stage is not Stage.TRUST and chooses_ca:
+        raise UsageError(
+            f"--ca-cert/--ca-key and --ca-validity choose the new CA, made in trust: not for the "
+            f"{request.stage} phase",
+            hint="run it without them",
+        )
     if request.stage is not wanted:
         done = ("no staged CA rotation is under way" if state is None
                 else f"its last phase done is {state.phase}")
@@ -87,7 +104,21 @@ def staged_change(vcluster: VCluster, data: Mapping[str, bytes], request: Operat
         change = stage_finish(data)
         notes.append("phase finish: the old CA is dropped; kubeconfigs, tokens' CA bundles and kubelets that "
                      "trust only the old CA, or authenticate with a certificate it issued, stop working")
-    return change
+    return change, request.stage
+
+
+def refuse_one_step(vcluster: VCluster, data: Mapping[str, bytes]) -> None:
+    """A one-step rotate-ca in the middle of a staged one would cut every client over at once, the very
+    thing the staged rotation was started to avoid, and leave the new CA's key behind: say what to run."""
+    state = staged_state(data)
+    if state is None:
+        return
+    raise StageOrderError(
+        f"vCluster {vcluster.ref}: a staged CA rotation is under way (its last phase done is "
+        f"{state.phase}); a one-step rotate-ca now would stop every old kubeconfig at once",
+        hint=f"nothing was changed; continue with `{_command(vcluster, state.next)}`, or undo the last "
+        f"phase with `{_command(vcluster, 'rollback')}` (each run undoes one phase)",
+    )
 
 
 def old_fingerprint(data: Mapping[str, bytes], stage: Stage | None) -> str | None:
@@ -103,14 +134,15 @@ def _phase_of(record: BackupRecord) -> str:
 
 
 def rollback_backup(vcluster: VCluster, data: Mapping[str, bytes], backups: BackupPort,
-                    records: Sequence[BackupRecord]) -> BackupRecord:
+                    records: Sequence[BackupRecord], *, identity: str = "") -> BackupRecord:
     """The backup taken right before the last phase done on `data` (its data read): after trust or
     switch the PKI says which phase that was; after finish, the newest finish backup whose new CA is the
-    one in use. NotFoundError when no such backup is left (pruned, or no staged rotation)."""
+    one in use. Never a backup of another vCluster of the same name (`identity`, as `restore` checks).
+    NotFoundError when no such backup is left (pruned, or no staged rotation)."""
     state = staged_state(data)
     wanted = str(state.phase) if state is not None else str(Stage.FINISH)
     for record in sorted(records, key=lambda r: (r.created, r.name), reverse=True):
-        if _phase_of(record) != wanted:
+        if _phase_of(record) != wanted or (identity and record.identity and record.identity != identity):
             continue
         full = backups.read_backup(vcluster, record.name)
         before = staged_state(full.data or {})

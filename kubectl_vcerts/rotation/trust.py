@@ -24,7 +24,7 @@ from kubectl_vcerts import kubeyaml
 from kubectl_vcerts.errors import InvalidInputError, InvalidPkiError
 from kubectl_vcerts.pki.kubeconfig import KubeconfigParts, parse_kubeconfig
 from kubectl_vcerts.pki.parse import first_certificate_der
-from kubectl_vcerts.pki.stage_state import bundle_holds_only_old, staged_state
+from kubectl_vcerts.pki.stage_state import StagedState, bundle_holds_only_old, old_admin_test, staged_state
 
 
 @dataclass(frozen=True)
@@ -107,11 +107,12 @@ def _first_named(docs: Sequence[Mapping[str, Any]], section: str, field: str) ->
 
 def contexts_trusting_merged(
     docs: Sequence[Mapping[str, Any]], anchors: set[bytes], old_admin_cert: bytes | None, *,
-    stale_ca: Callable[[bytes], bool] | None = None,
+    stale_ca: Callable[[bytes], bool] | None = None, old_admin: Callable[[bytes], bool] | None = None,
 ) -> list[TrustedContext]:
     """Contexts of the merged kubeconfig whose cluster's certificate-authority-data is one of the old CA
     certificates (or, with `stale_ca`, for which it says so), each cluster and user resolved like kubectl
-    (first file that defines the name)."""
+    (first file that defines the name). A user holds old admin credentials when its certificate is
+    `old_admin_cert` (or `old_admin` says so)."""
     clusters = _first_named(docs, "clusters", "cluster")
     users = _first_named(docs, "users", "user")
     old_admin_der = first_cert_der(old_admin_cert) if old_admin_cert else None
@@ -132,13 +133,15 @@ def contexts_trusting_merged(
         user: Mapping[str, Any] = {}
         if user_name in users:
             user_file, user = users[user_name]
-        user_der = first_cert_der(_b64(user.get("client-certificate-data")))
+        user_pem = _b64(user.get("client-certificate-data"))
+        user_der = first_cert_der(user_pem)
         found.append(
             TrustedContext(
                 name=name,
                 cluster=cluster_name,
                 user=user_name,
-                uses_old_admin_cert=old_admin_der is not None and user_der == old_admin_der,
+                uses_old_admin_cert=(old_admin_der is not None and user_der == old_admin_der)
+                or (old_admin is not None and user_der is not None and old_admin(user_pem)),
                 context_file=context_file,
                 cluster_file=cluster_file,
                 user_file=user_file,
@@ -221,6 +224,11 @@ class KubeconfigChanges:
     updated: Mapping[int, dict[str, Any]]  # file index -> new document; empty unless asked to update
 
 
+def stale_in_window(docs: Sequence[Mapping[str, Any]], state: StagedState) -> list[TrustedContext]:
+    """The contexts that hold the old CA but not the new one of a staged rotation under way."""
+    return contexts_trusting_merged(docs, set(), None, stale_ca=partial(bundle_holds_only_old, state=state))
+
+
 def kubeconfig_changes(
     docs: Sequence[Mapping[str, Any]], old_data: Mapping[str, bytes], new_data: Mapping[str, bytes], *,
     update: bool,
@@ -233,7 +241,10 @@ def kubeconfig_changes(
     # verifies the vCluster through finish.
     state = staged_state(old_data) or staged_state(new_data)
     stale_ca = None if state is None else partial(bundle_holds_only_old, state=state)
-    stale = contexts_trusting_merged(docs, old_trust_anchors(old_data), old_cert, stale_ca=stale_ca)
+    old_admin = None if state is None else old_admin_test(
+        (old_data.get("ca.crt", b""), new_data.get("ca.crt", b"")), admin_client_cert(new_data)[0], state)
+    stale = contexts_trusting_merged(docs, old_trust_anchors(old_data), old_cert, stale_ca=stale_ca,
+                                     old_admin=old_admin)
     if not stale or not update:
         return KubeconfigChanges(stale=tuple(stale), updated={})
     new_cert, new_key = admin_client_cert(new_data)

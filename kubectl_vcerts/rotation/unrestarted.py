@@ -41,7 +41,9 @@ def unrestarted(vcluster: VCluster, annotations: Mapping[str, str]) -> Unrestart
     """The control-plane pods that started before our last write of NAME-certs (`annotations` are its
     own), or None. Pods without a start time and terminating ones are left out: they decide nothing.
     Deployed-etcd pods are left out too: they read the secret volume, which the kubelet keeps current,
-    and a CA change (the one thing etcd needs a restart for) always restarts them or is refused."""
+    and a CA change (the one thing etcd needs a restart for) always restarts them or is refused.
+    Start times have whole seconds: a pod started in the second of the write counts as started after
+    it (pods we restart start right after our write; the write's second is rounded down)."""
     when = _written_at(annotations)
     if when is None:
         return None

@@ -143,6 +143,11 @@ def test_no_restart_writes_and_names_the_pods_to_restart(
 ) -> None:
     vc = make_vcluster()
     before = snapshot(kube_session, vc.namespace, vc.name)
+    # Pod start times have whole seconds: a write in the pod's own second is taken as read by it (see
+    # rotation/unrestarted.py); this test is about a pod that started before the write.
+    started = kube_session.core.read_namespaced_pod(f"{vc.name}-0", vc.namespace).status.start_time
+    while datetime.now(UTC).replace(microsecond=0) <= started:
+        time.sleep(0.1)  # waiting for the next second, not timing anything
     result = run_cli(kube_cluster.kubeconfig, vc.namespace, "rotate", vc.name, "--yes", "--no-restart")
     assert result.returncode == 0, result.stderr
     assert f"kubectl -n {vc.namespace} delete pod {vc.name}-0" in result.stdout

@@ -38,6 +38,7 @@ from tests.integration.e2e_support import (
 )
 from tests.integration.rotation_support import backups, decode, run_cli, snapshot, start_cli
 from tests.integration.test_crash_rotate import kill_paused
+from tests.integration.test_e2e_k3s_migrated import assert_split
 from tests.integration.test_e2e_layouts import Probes, polling, probing, wait_planes
 
 pytestmark = pytest.mark.cluster
@@ -137,6 +138,28 @@ def test_a_pod_with_kube_root_ca_and_a_token_is_never_refused_and_check_follows_
         assert json.loads(checked.stdout)["stagedRotation"] is None
 
 
+def test_a_k3s_migrated_vcluster_keeps_its_split_through_every_phase(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    vc = make_vcluster(emulated_readiness=True, migrated_from_k3s=True)
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        generation = wait_serving(emulator, None)
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        from_trust: Path | None = None
+        for phase in PHASES:
+            run_phase(host, vc, phase)
+            generation = wait_serving(emulator, generation)
+            certs = read_secret(kube_session, vc.namespace, vc.certs_secret)
+            assert_split(certs)
+            if from_trust is None:
+                from_trust = save_vc_kubeconfig(kube_session, vc.namespace, vc.name,
+                                                tmp_path / "trust.kubeconfig")
+            old = kubectl(saved, "get", "namespaces")
+            assert (old.returncode == 0) is (phase != "finish"), (phase, old.stderr)
+            assert kubectl(from_trust, "get", "namespaces").returncode == 0, phase
+
+
 def test_a_phase_killed_after_its_write_is_finished_by_the_next_run(
     kube_cluster: Any, kube_session: Any, make_vcluster: Any
 ) -> None:
@@ -200,6 +223,10 @@ def test_a_phase_out_of_order_is_refused_and_leaves_everything_as_it_was(
     assert dry.returncode == 0, dry.stderr
     assert "staged CA rotation, phase trust" in dry.stdout
     assert "existing kubeconfigs keep working" in dry.stdout
+    due = run_cli(config, ns, "rotate-ca", name, "--staged", "--dry-run", "-o", "json")
+    assert due.returncode == 0 and json.loads(due.stdout)["stage"] == "trust", due.stderr
+    both = run_cli(config, ns, "rotate-ca", name, "--staged", "--phase", "trust", "--yes")
+    assert both.returncode == ExitCode.USAGE and "--staged and --phase" in both.stderr
     assert snapshot(kube_session, ns, name).data == before_all.data
 
 

@@ -32,6 +32,7 @@ import ipaddress
 import secrets
 import ssl
 import threading
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -139,6 +140,7 @@ class SyncerProxy:
         self._loop.set_exception_handler(lambda _loop, _context: None)  # failed handshakes are expected
         self._started = threading.Event()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._transports: weakref.WeakSet[asyncio.WriteTransport] = weakref.WeakSet()
         self._server_obj: asyncio.AbstractServer | None = None
         self._thread = threading.Thread(target=self._run, name="emulator-syncer", daemon=True)
 
@@ -181,7 +183,13 @@ class SyncerProxy:
         self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         if self._server_obj is not None:
             self._loop.run_until_complete(self._server_obj.wait_closed())
-        self._loop.run_until_complete(asyncio.sleep(0))
+        # A TLS transport closes over several loop turns, and a handshake that failed just now (a client
+        # that refused our certificate) is closed by asyncio itself: let those callbacks run, and abort
+        # whatever is still open, so that no transport is left to the garbage collector.
+        for transport in list(self._transports):
+            transport.abort()
+        for _turn in range(20):
+            self._loop.run_until_complete(asyncio.sleep(0.005))
         self._loop.close()
 
     def _close(self) -> None:
@@ -195,6 +203,7 @@ class SyncerProxy:
         peer: Any = writer.get_extra_info("peercert")
         context = self._as_admin if peer else self._anonymous
         self._writers.add(writer)
+        self._transports.add(writer.transport)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port, ssl=context)
         except OSError:
@@ -202,6 +211,7 @@ class SyncerProxy:
             self._writers.discard(writer)
             return
         self._writers.add(up_writer)
+        self._transports.add(up_writer.transport)
         try:
             await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
         finally:

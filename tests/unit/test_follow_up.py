@@ -216,3 +216,34 @@ def test_in_a_staged_rotation_only_contexts_lacking_the_new_ca_are_stale_and_the
     assert [c.name for c in named.stale] == ["vc-ctx"] and not named.applied
     lines = render_follow_up(named, update_kubeconfig=False)
     assert any("trust only the old CA (would stop working): vc-ctx" in line for line in lines), lines
+
+
+def test_at_finish_a_context_never_updated_gets_the_new_ca_and_new_admin_credentials() -> None:
+    cluster = FollowUpCluster(vcluster=make_vcluster(), data=pki_data())
+    old = dict(cluster.data)
+    for stage in ("trust", "switch"):
+        _staged(cluster, stage)
+    finish = _staged(cluster, "finish")
+    files = Files()
+    user = user_files(files, old)  # the admin certificate from before the rotation, never updated
+    result = follow_up(finish, port=cluster, files=files, user=user, kubeconfig_out=None, overwrite=False,
+                       update_kubeconfig=True, now=FakeClock().now())
+    assert [(c.name, c.uses_old_admin_cert) for c in result.stale] == [("vc-ctx", True)]
+    written = kubeyaml.load_mapping(files.contents[user.paths[0]])
+    admin, _key = trust.admin_client_cert(cluster.data)
+    assert base64.b64decode(written["users"][0]["user"]["client-certificate-data"]) == admin
+    trusted = base64.b64decode(written["clusters"][0]["cluster"]["certificate-authority-data"])
+    assert trusted == cluster.data["ca.crt"]
+
+
+def test_between_phases_the_follow_up_says_nothing_stopped_and_what_to_move_before_finish() -> None:
+    cluster = FollowUpCluster(vcluster=make_vcluster(), data=pki_data())
+    old = dict(cluster.data)
+    report = _staged(cluster, "trust")
+    files = Files()
+    result = follow_up(report, port=cluster, files=files, user=user_files(files, old), kubeconfig_out=None,
+                       overwrite=False, update_kubeconfig=False, now=FakeClock().now())
+    lines = render_follow_up(result, update_kubeconfig=False)
+    assert lines[1] == "Before finish (old kubeconfigs keep working until then):"
+    assert any("trust only the old CA: vc-ctx" in line and "stop working at finish" in line for line in lines)
+    assert not any("fail with a certificate error" in line for line in lines)

@@ -19,7 +19,7 @@ from kubectl_vcerts.errors import UsageError
 from kubectl_vcerts.rotation.join_tokens import (
     TOKEN_RE,
     TokenSecret,
-    ca_cert_hash,
+    ca_cert_hashes,
     control_plane_endpoint,
     create_token,
     join_command,
@@ -186,19 +186,25 @@ def _ca_pem() -> bytes:
     return cert.public_bytes(Encoding.PEM)
 
 
-def test_the_ca_hash_is_the_sha256_of_the_public_key_info_and_needs_exactly_one_certificate() -> None:
+def test_the_ca_hash_is_the_sha256_of_the_public_key_info_one_per_ca_key_of_the_bundle() -> None:
     pem = _ca_pem()
     spki = (
         x509.load_pem_x509_certificate(pem)
         .public_key()
         .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     )
-    assert ca_cert_hash(pem) == "sha256:" + hashlib.sha256(spki).hexdigest()
+    pin = "sha256:" + hashlib.sha256(spki).hexdigest()
+    assert ca_cert_hashes(pem) == (pin,)
     assert kubeadm_join_command("e:6443", "a.b", "sha256:x") == (
         "kubeadm join e:6443 --token a.b --discovery-token-ca-cert-hash sha256:x"
     )
-    with pytest.raises(UsageError):
-        ca_cert_hash(pem + _ca_pem())
+    # a staged CA rotation's bundle: old and new (the same key twice counts once)
+    other = _ca_pem()
+    pins = ca_cert_hashes(pem + other + pem)
+    assert len(pins) == 2 and pins[0] == pin
+    assert kubeadm_join_command("e:6443", "a.b", *pins).count("--discovery-token-ca-cert-hash") == 2
+    with pytest.raises(UsageError, match="no usable certificate"):
+        ca_cert_hashes(b"not pem")
 
 
 def test_the_control_plane_endpoint_is_read_from_kubeadms_cluster_configuration() -> None:

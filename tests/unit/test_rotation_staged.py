@@ -143,3 +143,51 @@ def test_a_staged_rotation_with_a_ca_that_expired_is_refused() -> None:
     clock.t += timedelta(days=3651)
     with pytest.raises(InvalidPkiError, match="a staged rotation keeps trusting it"):
         wf.run(cluster.vcluster, phase(Stage.TRUST))  # type: ignore[arg-type]
+
+
+def test_a_one_step_rotate_ca_during_a_staged_rotation_is_refused_naming_both_ways_on() -> None:
+    cluster = cluster_for(make_vcluster())
+    run(cluster, phase(Stage.TRUST))
+    before = cluster.snapshot()
+    with pytest.raises(StageOrderError) as info:
+        run(cluster, request(Operation.ROTATE_CA))
+    assert "a staged CA rotation is under way (its last phase done is trust)" in info.value.message
+    assert "--phase switch" in (info.value.hint or "") and "--phase rollback" in (info.value.hint or "")
+    assert cluster.snapshot() == before
+
+
+def test_a_leaf_renewal_in_trust_keeps_admin_conf_on_the_new_ca_and_the_phase_as_it_is() -> None:
+    from kubectl_vcerts.pki.parse import load_certificates, signed_by
+    from tests.support.pki_builder import kubeconfig_cert
+
+    cluster = cluster_for(make_vcluster())
+    run(cluster, phase(Stage.TRUST))
+    trusted = cluster.snapshot()
+    run(cluster, request(Operation.ROTATE))
+    new_ca = load_certificates(cluster.data["ca.crt"])[1]
+    assert cluster.data["apiserver.crt"] != trusted["apiserver.crt"]
+    admin = kubeconfig_cert(cluster.data["admin.conf"])
+    assert admin != kubeconfig_cert(trusted["admin.conf"]) and signed_by(admin, new_ca)
+    state = staged_state(cluster.data)
+    assert state is not None and state.phase is Stage.TRUST
+
+
+def test_staged_runs_the_phase_due_but_never_finish() -> None:
+    cluster = cluster_for(make_vcluster())
+    first = run(cluster, request(Operation.ROTATE_CA, stage_due=True))
+    second = run(cluster, request(Operation.ROTATE_CA, stage_due=True))
+    assert (first.plan.stage, second.plan.stage) == ("trust", "switch")  # type: ignore[attr-defined]
+    before = cluster.snapshot()
+    with pytest.raises(StageOrderError, match="the phase due is finish") as info:
+        run(cluster, request(Operation.ROTATE_CA, stage_due=True))
+    assert "--phase finish --dry-run" in (info.value.hint or "")
+    assert cluster.snapshot() == before
+
+
+def test_a_new_ca_is_chosen_in_trust_only() -> None:
+    from kubectl_vcerts.errors import UsageError
+
+    cluster = cluster_for(make_vcluster())
+    run(cluster, phase(Stage.TRUST))
+    with pytest.raises(UsageError, match="not for the switch phase"):
+        run(cluster, request(Operation.ROTATE_CA, stage_due=True, ca_validity=timedelta(days=900)))
