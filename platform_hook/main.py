@@ -20,8 +20,8 @@ from types import FrameType
 
 from kubectl_vcerts.errors import VcertsError
 from kubectl_vcerts.rotation.recycle_record import RecreatePolicy
+from kubectl_vcerts.serving import Health, serve
 from platform_hook import logs
-from platform_hook.health import Health, serve
 from platform_hook.leader import LeaderElector
 from platform_hook.metrics import Metrics
 from platform_hook.reconcile import Reconciler

@@ -1,7 +1,7 @@
 """Prometheus metrics in the text exposition format (version 0.0.4), written by hand.
 
 Counters, gauges and one histogram are enough here, so no client library. Thread-safe.
-Imports the standard library only.
+Imports the standard library and kubectl_vcerts.exposition only.
 """
 
 from __future__ import annotations
@@ -9,16 +9,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from kubectl_vcerts.exposition import labels as _labels
+
 LabelKey = tuple[tuple[str, str], ...]
-
-
-def _labels(key: LabelKey, extra: tuple[tuple[str, str], ...] = ()) -> str:
-    pairs = key + extra
-    if not pairs:
-        return ""
-    body = ",".join(f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-                    for k, v in pairs)
-    return "{" + body + "}"
 
 
 class Counter:

@@ -61,6 +61,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("nodeclaims", "kubectl_vcerts.cli.nodeclaims", "NodeClaims of vCluster Platform instances."),
     Entry("nodes", "kubectl_vcerts.cli.nodes", "Private nodes of a vCluster: automatic or manually joined."),
     Entry("token", "kubectl_vcerts.cli.token", "Join tokens for private nodes (`vcluster token create`)."),
+    Entry("exporter", "kubectl_vcerts.cli.exporter", "Serve certificate expiry as Prometheus metrics."),
 )
 
 # --------------------------------------------------------------------------------- lazy commands

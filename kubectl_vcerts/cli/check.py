@@ -14,7 +14,7 @@ import typer
 from kubectl_vcerts.cli.checking import execute
 from kubectl_vcerts.cli.complete import complete_vcluster_name
 from kubectl_vcerts.cli.deps import get_deps
-from kubectl_vcerts.cli.options import OutputFormat, OutputOption
+from kubectl_vcerts.cli.formats import CheckFormat, OutputFormat
 
 NamesArgument = Annotated[
     list[str] | None,
@@ -29,6 +29,23 @@ AllNamespacesOption = Annotated[
 ]
 WarnWithinOption = Annotated[
     str, typer.Option("--warn-within", help="Report EXPIRING (exit 3) when a certificate ends within this.")
+]
+SelectorOption = Annotated[
+    str | None,
+    typer.Option("--selector", "-l",
+                 help="Only vClusters whose StatefulSet/Deployment matches this label selector."),
+]
+CheckOutputOption = Annotated[
+    CheckFormat,
+    typer.Option("--output", "-o", case_sensitive=False,
+                 help="Output format: table, wide, json, yaml or prometheus (the text format, for "
+                 "node-exporter's textfile collector)."),
+]
+EmitEventsOption = Annotated[
+    bool,
+    typer.Option("--emit-events",
+                 help="Record a Warning Event on each vCluster whose certificates are expiring, expired or "
+                 "invalid (once per condition and day)."),
 ]
 LiveOption = Annotated[
     bool,
@@ -47,23 +64,30 @@ def command(
     names: NamesArgument = None,
     all_namespaces: AllNamespacesOption = False,
     warn_within: WarnWithinOption = "90d",
-    output: OutputOption = OutputFormat.TABLE,
+    output: CheckOutputOption = CheckFormat.TABLE,
     live: LiveOption = False,
     vcluster_server: LiveServerOption = None,
+    selector: SelectorOption = None,
+    emit_events: EmitEventsOption = False,
 ) -> None:
     """Show when the certificates of a vCluster expire (one row per vCluster for several, none, or -A).
 
     Exit codes: 0 all fine, 3 something expires within --warn-within, 4 something is expired, not yet
-    valid, invalid or missing (with --live also: what is served differs from the secret).
+    valid, invalid or missing (with --live also: what is served differs from the secret). With -o
+    prometheus: 0 once everything was read (the statuses are in the metrics).
     """
+    prometheus = output is CheckFormat.PROMETHEUS
     code = execute(
         get_deps(ctx),
         names=names or [],
         all_namespaces=all_namespaces,
         warn_within=warn_within,
-        output=output,
+        output=OutputFormat.TABLE if prometheus else OutputFormat(output.value),
         live=live,
         vcluster_server=vcluster_server,
+        selector=selector or "",
+        prometheus=prometheus,
+        emit_events=emit_events,
     )
     if code:
         raise typer.Exit(code)

@@ -31,13 +31,14 @@ Schema of `check -A -o json` (kind CertificateCheckList):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from kubectl_vcerts import contract
 from kubectl_vcerts.cli.deps import Deps
-from kubectl_vcerts.cli.formats import OutputFormat, parse_duration
+from kubectl_vcerts.cli.formats import OutputFormat, check_selector, parse_duration
 from kubectl_vcerts.cli.live import apply_live, live_exit_code, live_lines, run_live
 from kubectl_vcerts.cli.render import (
     STATUS_STYLES,
@@ -51,7 +52,7 @@ from kubectl_vcerts.cli.render import (
 )
 from kubectl_vcerts.errors import UsageError
 from kubectl_vcerts.pki import CATALOGUE, Reason, Status
-from kubectl_vcerts.rotation.check import CheckReport, CheckSummary, exit_code_for
+from kubectl_vcerts.rotation.check import CheckReport, CheckSummary, SummaryRow, exit_code_for
 from kubectl_vcerts.rotation.model import Distro, VCluster
 
 API_VERSION = "vcerts.io/v1"
@@ -278,20 +279,38 @@ def execute(
     output: OutputFormat = OutputFormat.TABLE,
     live: bool = False,
     vcluster_server: str | None = None,
+    selector: str = "",
+    prometheus: bool = False,
+    emit_events: bool = False,
 ) -> int:
-    """Run `check` and return its exit code (0, CHECK_EXPIRING or CHECK_EXPIRED); other failures raise
-    VcertsError. Defaults are the command line's."""
+    """Run `check` and return its exit code (0, CHECK_EXPIRING or CHECK_EXPIRED; 0 with `prometheus`
+    once everything was read); other failures raise VcertsError. Defaults are the command line's."""
     from kubectl_vcerts.kube.discovery import KubeReader, open_reader
     from kubectl_vcerts.rotation.check import check_all, check_vcluster
 
     window = parse_warn_within(warn_within)
     names = list(dict.fromkeys(names))
+    if selector:
+        check_selector(selector)
+    if live and (prometheus or emit_events or selector):
+        raise UsageError("--live compares one vCluster's served certificate; it goes with neither -o "
+                         "prometheus, --emit-events nor -l", hint="run `check NAME --live` on its own")
     # Reading needs no kubernetes client for plain kubeconfigs (fast start); injected connections win.
     reader = open_reader(deps.target, deps.session) if deps.connect is None else KubeReader(deps.session())
     namespace = reader.default_namespace
     try:
         wide = output is OutputFormat.WIDE
-        if len(names) == 1 and not all_namespaces:
+        if prometheus:
+            started = time.monotonic()
+            summary = check_all(reader, namespace=None if all_namespaces else namespace, names=names,
+                                now=deps.now(), warn_within=window, selector=selector)
+            from kubectl_vcerts.cli.prometheus import render
+
+            echo(deps, render(summary, seconds=time.monotonic() - started).rstrip("\n"))
+            if emit_events:
+                _emit_events(deps, summary.rows)
+            return 0
+        if len(names) == 1 and not all_namespaces and not selector:
             with spinner(deps, f"reading {contract.certs_secret_name(names[0])}"):
                 report = check_vcluster(
                     reader, name=names[0], namespace=namespace, now=deps.now(), warn_within=window
@@ -310,6 +329,8 @@ def execute(
                 for line in live_lines(served) if served is not None else []:
                     echo(deps, line)
             code = live_exit_code(exit_code_for(report.worst), served)
+            if emit_events:
+                _emit_events(deps, [SummaryRow(report.vcluster, report.secret_name, report.pki)])
         else:
             if live:
                 raise UsageError("--live checks one vCluster", hint="name exactly one vCluster, without -A")
@@ -320,6 +341,7 @@ def execute(
                     names=names,
                     now=deps.now(),
                     warn_within=window,
+                    selector=selector,
                 )
             if output in (OutputFormat.JSON, OutputFormat.YAML):
                 emit_document(deps, summary_document(summary), output)
@@ -328,8 +350,24 @@ def execute(
                 print_table(deps, headers, rows, styles)
             else:
                 where = "any namespace" if all_namespaces else f"namespace {namespace}"
+                where += f" matching {selector}" if selector else ""
                 echo(deps, f"No vClusters found in {where}.", err=True)
             code = exit_code_for(summary.worst)
+            if emit_events:
+                _emit_events(deps, summary.rows)
     finally:
         reader.close()
     return int(code)
+
+
+def _emit_events(deps: Deps, rows: Sequence[SummaryRow]) -> None:
+    """--emit-events: after the output, so that a refused Event (exit 16) never hides what was read."""
+    import socket
+
+    from kubectl_vcerts.kube.events import KubeEventRecorder
+    from kubectl_vcerts.rotation.expiry_events import record_expiry_events
+
+    recorder = KubeEventRecorder(deps.session(), instance=socket.gethostname())
+    created = record_expiry_events(recorder, rows, now=deps.now())
+    if created:
+        echo(deps, f"recorded {created} Warning Event(s) (kubectl get events)", err=True)

@@ -41,6 +41,17 @@ NameArgument = Annotated[
 ]
 
 
+FleetNamesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="vCluster name(s) (Helm releases); none: every vCluster in the namespace (with -A: in every "
+        "namespace). More than one, none, -A, -l or --expiring-within: a fleet run.",
+        show_default=False,
+        autocompletion=complete_vcluster_name,
+    ),
+]
+
+
 ForceOption = Annotated[
     bool,
     typer.Option(

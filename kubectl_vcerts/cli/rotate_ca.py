@@ -16,16 +16,26 @@ from typing import Annotated, Any
 import typer
 
 from kubectl_vcerts.cli.deps import Deps, get_deps
+from kubectl_vcerts.cli.fleet import (
+    AllNamespacesOption,
+    ExpiringWithinOption,
+    KeepGoingOption,
+    MaxParallelOption,
+    Selection,
+    SelectorOption,
+    refuse_single_only,
+    run_fleet,
+)
 from kubectl_vcerts.cli.follow_up import finish_preview, kubeconfig_follow_up
 from kubectl_vcerts.cli.hooks import build_hooks
 from kubectl_vcerts.cli.operation import (
     AllowDataLossOption,
     DeleteManualNodesOption,
     FinishInterruptedOption,
+    FleetNamesArgument,
     ForceOption,
     KeepBackupsOption,
     ManualSelectorOption,
-    NameArgument,
     NoRestartOption,
     NoRollbackOption,
     PlatformContextOption,
@@ -44,13 +54,19 @@ from kubectl_vcerts.cli.options import DryRunOption, OutputFormat, OutputOption,
 from kubectl_vcerts.errors import InvalidInputError, UsageError
 from kubectl_vcerts.pki import CaMaterial
 from kubectl_vcerts.pki.stage_state import Stage
+from kubectl_vcerts.rotation.fleet import DEFAULT_MAX_PARALLEL
 from kubectl_vcerts.rotation.operation import OperationReport
 from kubectl_vcerts.rotation.recovery import Operation
 
 
 def command(
     ctx: typer.Context,
-    name: NameArgument,
+    names: FleetNamesArgument = None,
+    all_namespaces: AllNamespacesOption = False,
+    selector: SelectorOption = None,
+    expiring_within: ExpiringWithinOption = None,
+    max_parallel: MaxParallelOption = DEFAULT_MAX_PARALLEL,
+    keep_going: KeepGoingOption = False,
     ca_cert: Annotated[
         Path | None, typer.Option("--ca-cert", help="Bring your own CA: certificate (PEM).", dir_okay=False)
     ] = None,
@@ -113,7 +129,17 @@ def command(
     ] = False,
 ) -> None:
     """Replace the CA of a vCluster (and every leaf). Existing kubeconfigs stop working, unless staged
-    (--staged, or --phase trust, then switch, then finish)."""
+    (--staged, or --phase trust, then switch, then finish). Several names, none, -A, -l or
+    --expiring-within: every one of them (a fleet run)."""
+    selection = Selection(names=tuple(names or ()), all_namespaces=all_namespaces, selector=selector,
+                          expiring_within=expiring_within, max_parallel=max_parallel, keep_going=keep_going)
+    if selection.is_fleet:
+        # each of these names one vCluster's file, server or Platform instance
+        refuse_single_only({"--ca-cert/--ca-key": ca_cert is not None or ca_key is not None,
+                            "--kubeconfig-out": kubeconfig_out is not None,
+                            "--update-kubeconfig": update_kubeconfig,
+                            "--vcluster-server": vcluster_server is not None,
+                            "--platform-vci": platform_vci is not None})
     byo = load_byo_ca(ca_cert, ca_key, now=get_deps(ctx).now())
     if kubeconfig_out is not None and kubeconfig_out.exists() and not overwrite and not dry_run:
         raise UsageError(
@@ -166,7 +192,10 @@ def command(
             server=vcluster_server,
         )
 
-    run_operation(ctx, name, request, output=output, yes=yes, hooks=hooks, after=after,
+    if selection.is_fleet:
+        run_fleet(ctx, selection, request, output=output, yes=yes, hooks=hooks)
+        return
+    run_operation(ctx, selection.names[0], request, output=output, yes=yes, hooks=hooks, after=after,
                   preview=finish_preview)
 
 

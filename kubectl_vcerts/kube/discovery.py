@@ -57,6 +57,7 @@ def workload_record(kind: WorkloadKind, obj: Mapping[str, Any]) -> WorkloadRecor
         pvc_volumes=tuple(v.get("name", "") for v in pod_spec.get("volumes") or ()
                           if v.get("persistentVolumeClaim") is not None),
         rollout=rollout_of(kind, obj),
+        uid=str(meta.get("uid") or ""),
     )
 
 
@@ -109,12 +110,15 @@ class JsonReader:
         body = self._get(Read(base, plural, namespace, selector=selector), target)
         return list(body.get("items") or ())
 
-    def list_workloads(self, *, namespace: str | None, release: str | None = None) -> list[WorkloadRecord]:
-        selector = contract.VCLUSTER_SELECTOR
+    def list_workloads(self, *, namespace: str | None, release: str | None = None,
+                       selector: str = "") -> list[WorkloadRecord]:
+        query = contract.VCLUSTER_SELECTOR
         if release is not None:
-            selector += f",{contract.RELEASE_LABEL}={release}"
-        statefulsets = self._list("/apis/apps/v1", "statefulsets", "statefulsets.apps", namespace, selector)
-        deployments = self._list("/apis/apps/v1", "deployments", "deployments.apps", namespace, selector)
+            query += f",{contract.RELEASE_LABEL}={release}"
+        if selector:
+            query += f",{selector}"  # a label selector's requirements are ANDed, comma-separated
+        statefulsets = self._list("/apis/apps/v1", "statefulsets", "statefulsets.apps", namespace, query)
+        deployments = self._list("/apis/apps/v1", "deployments", "deployments.apps", namespace, query)
         return ([workload_record(WorkloadKind.STATEFULSET, o) for o in statefulsets]
                 + [workload_record(WorkloadKind.DEPLOYMENT, o) for o in deployments])
 

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from kubectl_vcerts import contract, timefmt
+from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ApiError, ConflictError, NotFoundError, UnreachableError, VcertsError
 from kubectl_vcerts.kube import leases
 from kubectl_vcerts.kube.client import KubeSession
+from kubectl_vcerts.kube.events import event_body
 from kubectl_vcerts.kube.translate import Target, api_call
-from kubectl_vcerts.rotation.ports import LeaseRecord
+from kubectl_vcerts.rotation.ports import EventSubject, LeaseRecord
 from kubectl_vcerts.rotation.recycle_record import Claim, Instance
 
 T = TypeVar("T")
@@ -72,10 +73,6 @@ def claim_from(obj: Mapping[str, Any]) -> Claim:
         finalizers=tuple(meta.get("finalizers") or ()),
         phase=str(status.get("phase") or ""),
     )
-
-
-def _micro_time(when: datetime) -> str:
-    return timefmt.rfc3339_micro(when)
 
 
 class PlatformGateway:
@@ -262,21 +259,11 @@ class PlatformGateway:
 
     def record_event(self, instance: Instance, *, reason: str, message: str, warning: bool = False) -> None:
         """Create a core/v1 Event on the instance. Best effort: a failed Event never fails the work."""
-        now = _micro_time(datetime.now(UTC))
-        body = {
-            "metadata": {"generateName": f"{instance.name}.", "namespace": instance.namespace},
-            "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": contract.VCI_KIND,
-                               "name": instance.name, "namespace": instance.namespace, "uid": instance.uid},
-            "reason": reason,
-            "message": message[:1000],
-            "type": "Warning" if warning else "Normal",
-            "source": {"component": contract.PLATFORM_HOOK_NAME},
-            "reportingComponent": contract.PLATFORM_HOOK_NAME,
-            "reportingInstance": self.identity[:128],
-            "firstTimestamp": now[:19] + "Z",
-            "lastTimestamp": now[:19] + "Z",
-            "count": 1,
-        }
+        subject = EventSubject(api_version=f"{GROUP}/{VERSION}", kind=contract.VCI_KIND, name=instance.name,
+                               namespace=instance.namespace, uid=instance.uid)
+        body = event_body(subject, reason=reason, message=message, warning=warning,
+                          component=contract.PLATFORM_HOOK_NAME, instance=self.identity,
+                          now=datetime.now(UTC))
         try:
             self._call(Target("create", "events", namespace=instance.namespace),
                        lambda: self.session.core.create_namespaced_event(instance.namespace, body,

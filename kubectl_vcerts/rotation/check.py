@@ -106,12 +106,13 @@ def check_vcluster(reader: VClusterReader, *, name: str, namespace: str, now: da
 
 
 def check_all(reader: VClusterReader, *, namespace: str | None, now: datetime, names: Sequence[str] = (),
-              warn_within: timedelta = DEFAULT_WARN_WITHIN) -> CheckSummary:
-    """One row per vCluster in `namespace` (None: every namespace), optionally only those in `names`.
+              warn_within: timedelta = DEFAULT_WARN_WITHIN, selector: str = "") -> CheckSummary:
+    """One row per vCluster in `namespace` (None: every namespace), optionally only those in `names`
+    and those whose workload (StatefulSet or Deployment) matches the label selector `selector`.
 
     A name in `names` that matches no vCluster raises NotFoundError before anything is reported.
     """
-    workloads, listed = list_accessible_workloads(reader, namespace=namespace)
+    workloads, listed = list_accessible_workloads(reader, namespace=namespace, selector=selector)
     if not workloads:
         vclusters: list[VCluster] = []
         by_name: dict[tuple[str, str], SecretObject] = {}
@@ -132,6 +133,7 @@ def check_all(reader: VClusterReader, *, namespace: str | None, now: datetime, n
         missing = sorted(wanted - {vc.name for vc in vclusters})
         if missing:
             where = "any namespace" if namespace is None else f"namespace {namespace}"
+            where += f" with labels {selector}" if selector else ""
             raise NotFoundError(f"vcluster {', '.join(missing)} not found in {where}",
                                 hint="list vClusters with `kubectl vcerts check -A`")
         vclusters = [vc for vc in vclusters if vc.name in wanted]

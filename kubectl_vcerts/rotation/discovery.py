@@ -181,6 +181,8 @@ def assemble_vcluster(workload: WorkloadRecord, *, config: SecretObject | None, 
         annotations=dict(workload.annotations),
         rollout=workload.rollout,
         san_config=san_config,
+        workload_name=workload.name,
+        workload_uid=workload.uid,
     )
 
 
@@ -210,17 +212,17 @@ def assemble_vclusters(workloads: Iterable[WorkloadRecord], *, configs: Iterable
     return found
 
 
-def list_accessible_workloads(reader: VClusterReader, *, namespace: str | None,
-                    release: str | None = None) -> tuple[list[WorkloadRecord], str | None]:
+def list_accessible_workloads(reader: VClusterReader, *, namespace: str | None, release: str | None = None,
+                              selector: str = "") -> tuple[list[WorkloadRecord], str | None]:
     """List workloads; all namespaces falls back to the context namespace on Forbidden (vCluster's
     getAccessibleNS). Returns the records and the namespace actually listed."""
     try:
-        return reader.list_workloads(namespace=namespace, release=release), namespace
+        return reader.list_workloads(namespace=namespace, release=release, selector=selector), namespace
     except ForbiddenError:
         if namespace is not None:
             raise
         fallback = reader.default_namespace
-        return reader.list_workloads(namespace=fallback, release=release), fallback
+        return reader.list_workloads(namespace=fallback, release=release, selector=selector), fallback
 
 
 def list_vclusters(reader: VClusterReader, *, namespace: str | None) -> list[VCluster]:

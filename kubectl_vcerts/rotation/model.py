@@ -78,6 +78,9 @@ class VCluster:
     etcd_rollout: Rollout | None = field(default=None, compare=False)  # of NAME-etcd (None: not read)
     # what vCluster computes SANs from (vc-config-NAME, the Service); None: unknown (standalone)
     san_config: SanConfig | None = field(default=None, compare=False)
+    # the control-plane StatefulSet or Deployment itself (Events about the vCluster are recorded on it)
+    workload_name: str = field(default="", compare=False)
+    workload_uid: str = field(default="", compare=False)
 
     @property
     def is_running(self) -> bool:

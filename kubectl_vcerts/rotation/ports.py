@@ -223,8 +223,10 @@ class VClusterReader(Protocol):
         """The kubeconfig context's namespace (kubectl's default; vCluster's Forbidden fallback)."""
         ...
 
-    def list_workloads(self, *, namespace: str | None, release: str | None = None) -> list[WorkloadRecord]:
-        """StatefulSets, then Deployments, labelled app=vcluster (and release=`release` when given)."""
+    def list_workloads(self, *, namespace: str | None, release: str | None = None,
+                       selector: str = "") -> list[WorkloadRecord]:
+        """StatefulSets, then Deployments, labelled app=vcluster (and release=`release` when given, and
+        matching the label selector `selector`: -l)."""
         ...
 
     def list_pods(self, *, namespace: str | None, selector: str) -> list[ListedPod]:
@@ -245,4 +247,26 @@ class VClusterReader(Protocol):
 
     def read_rollout(self, *, namespace: str, name: str) -> Rollout | None:
         """How the StatefulSet `name` replaces pods; None when it does not exist."""
+        ...
+
+
+@dataclass(frozen=True)
+class EventSubject:
+    """The object an Event is about (its involvedObject)."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str = ""
+
+
+class EventRecorder(Protocol):
+    """Records Warning Events, each at most once: `name` identifies the Event (subject, condition and
+    day), and recording a name that exists already does nothing."""
+
+    def record_once(self, subject: EventSubject, *, name: str, reason: str, message: str,
+                    now: datetime) -> bool:
+        """True when recorded now; False when an Event of that name exists. Raises ForbiddenError,
+        UnreachableError."""
         ...

@@ -58,6 +58,7 @@ class WorkloadRecord:
     claim_templates: tuple[str, ...] = ()  # StatefulSet volumeClaimTemplates names
     pvc_volumes: tuple[str, ...] = ()  # pod-template volumes backed by a persistentVolumeClaim
     rollout: Rollout = field(default_factory=Rollout)
+    uid: str = ""  # metadata.uid: what Events about the vCluster name (involvedObject)
 
 
 @dataclass(frozen=True)

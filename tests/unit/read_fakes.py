@@ -117,9 +117,11 @@ class FakeReader:
     def add_pod(self, namespace: str, release: str, state: PodState, app: str = "vcluster") -> None:
         self.pods.append((namespace, {"app": app, "release": release}, state))
 
-    def list_workloads(self, *, namespace: str | None, release: str | None = None) -> list[WorkloadRecord]:
+    def list_workloads(self, *, namespace: str | None, release: str | None = None,
+                       selector: str = "") -> list[WorkloadRecord]:
         self._guard("list_workloads", "statefulsets.apps", namespace)
-        selector = "app=vcluster" + (f",release={release}" if release is not None else "")
+        selector = ",".join(p for p in ("app=vcluster", f"release={release}" if release is not None else "",
+                                        selector) if p)
         return [
             w
             for w in self.workloads

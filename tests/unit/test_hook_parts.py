@@ -11,7 +11,7 @@ import pytest
 from kubectl_vcerts.errors import UsageError
 from kubectl_vcerts.rotation.ports import LeaseRecord
 from kubectl_vcerts.rotation.recycle_record import RecreatePolicy
-from platform_hook.health import Health
+from kubectl_vcerts.serving import Health
 from platform_hook.leader import LeaseMove, next_move
 from platform_hook.main import parse_args
 from platform_hook.metrics import Metrics

@@ -131,6 +131,10 @@ def _quick_view(request: QuickCheck) -> dict[str, Any]:
         "output": request.output,
         "live": request.live,
         "vcluster_server": request.vcluster_server,
+        # the typer command passes what the quick path leaves to execute's defaults
+        "selector": "",
+        "prometheus": False,
+        "emit_events": False,
     }
 
 

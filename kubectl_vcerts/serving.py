@@ -1,7 +1,8 @@
-"""/healthz, /readyz and /metrics over a small threaded HTTP server.
+"""/healthz, /readyz and /metrics over a small threaded HTTP server: the probes of the long-running
+programs (platform_hook, `kubectl vcerts exporter`).
 
-/healthz: the loops are alive (each beats within its allowance). /readyz: the first list of
-instances succeeded and the API answered recently. Imports the standard library only.
+/healthz: the loops are alive (each beats within its allowance). /readyz: the program's first read
+succeeded and it is serving what it read. Imports the standard library only.
 """
 
 from __future__ import annotations
