@@ -14,16 +14,13 @@ The 500 vClusters live in a fresh namespace that is deleted afterwards. Cluster:
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import secrets
 import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,44 +50,6 @@ def compare(label: str, ours: list[str], floor: list[str], *, runs: int, env: di
           f"(target <= {target:g}x) {verdict}")
 
 
-def _b64(data: dict[str, bytes]) -> dict[str, str]:
-    return {k: base64.b64encode(v).decode() for k, v in data.items()}
-
-
-def create_many(session: Any, namespace: str, count: int, certs: dict[str, bytes]) -> None:
-    """`count` vCluster-shaped sets of objects: Deployment (1 pod), NAME-certs, vc-NAME, vc-config-NAME."""
-    import yaml
-
-    from tests.support.vcluster import VClusterSpec, vc_config, vc_kubeconfig_secret_data
-
-    certs_b64 = _b64(certs)
-    kubeconfig_b64 = _b64(vc_kubeconfig_secret_data(certs))
-    spec = VClusterSpec(persistence=False)
-
-    def one(index: int) -> None:
-        name = f"vc{index:04d}"
-        labels = {"app": "vcluster", "release": name}
-        secret_labels = {"app": "vcluster", "vcluster-name": name}
-        config = yaml.safe_dump(vc_config(name, namespace, spec)).encode()
-        core, apps = session.core, session.apps
-        for secret, with_labels, data in ((f"{name}-certs", secret_labels, certs_b64),
-                                          (f"vc-{name}", secret_labels, kubeconfig_b64),
-                                          (f"vc-config-{name}", labels, _b64({"config.yaml": config}))):
-            core.create_namespaced_secret(namespace, {"metadata": {"name": secret, "labels": with_labels},
-                                                      "data": data})
-        apps.create_namespaced_deployment(namespace, {
-            "metadata": {"name": name, "labels": labels},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "syncer", "image": spec.image,
-                                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
-                         "volumes": [{"name": "data", "emptyDir": {}}]}}},
-        })
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(one, range(count)))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -101,7 +60,7 @@ def main() -> int:
     from kubectl_vcerts.kube.client import KubeTarget, connect
     from tests.support.devcluster import DevCluster, cluster_name_from_env
     from tests.support.testbin import binary
-    from tests.support.vcluster import create_vcluster, delete_volumes
+    from tests.support.vcluster import create_light_vclusters, create_vcluster, delete_volumes
 
     cluster = DevCluster(cluster_name_from_env())
     cluster.up()
@@ -130,7 +89,7 @@ def main() -> int:
         delete_volumes(session, made)
         if not args.skip_all:
             start = time.perf_counter()
-            create_many(session, namespace, args.count, made.certs)
+            create_light_vclusters(session, namespace, args.count, made.certs)
             print(f"created {args.count} vClusters in {time.perf_counter() - start:.1f} s")
             compare(f"check -A ({args.count})", [*plugin, "check", "-A", "--kubeconfig", kubeconfig],
                     [kubectl, "--kubeconfig", kubeconfig, "get", "secrets", "-A", "-l", "app=vcluster", "-o",

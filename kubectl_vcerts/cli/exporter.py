@@ -106,12 +106,23 @@ class Exporter:
             self._events(summary.rows)
         return True
 
+    def _event_recorder(self) -> EventRecorder:
+        from kubectl_vcerts.kube.discovery import RestReader
+        from kubectl_vcerts.kube.events import KubeEventRecorder, RestEventRecorder
+
+        if self._recorder is None:
+            instance = socket.gethostname()
+            # the reader's own connection when it is the light client: no kubernetes import (memory)
+            self._recorder = (RestEventRecorder(self._reader.client, instance=instance)
+                              if isinstance(self._reader, RestReader)
+                              else KubeEventRecorder(self.deps.session(), instance=instance))
+        return self._recorder
+
     def _events(self, rows: Sequence[SummaryRow]) -> None:
-        from kubectl_vcerts.kube.events import KubeEventRecorder
         from kubectl_vcerts.rotation.expiry_events import record_expiry_events
 
         try:
-            recorder = self._recorder or KubeEventRecorder(self.deps.session(), instance=socket.gethostname())
+            recorder = self._event_recorder()
             created = record_expiry_events(recorder, rows, now=self.deps.now())
         except VcertsError as exc:  # the metrics still serve; the next read tries again
             _log(f"could not record Events: {exc.message}")

@@ -207,15 +207,18 @@ def run_fleet(
     runner = FleetRunner(plan_one, run_one, SystemClock(deps.now), max_parallel=selection.max_parallel,
                          keep_going=selection.keep_going, stop=stop, on_start=display.start,
                          on_done=display.done)
-    with spinner(deps, f"planning {len(targets)} vCluster(s)"):
-        planned = runner.plan(targets)
+    if yes and not request.dry_run:
+        planned = runner.pending(targets)  # nobody to show a plan to: each plans under its lock
+    else:
+        with spinner(deps, f"planning {len(targets)} vCluster(s)"):
+            planned = runner.plan(targets)
     if request.dry_run:
         run = FleetRun(results=tuple(planned), dry_run=True, max_parallel=selection.max_parallel)
         render_fleet(deps, run, request, output=output)
         _exit(run)
         return run
     runnable = [r for r in planned if r.outcome is Outcome.PLANNED]
-    if runnable and not yes:
+    if not yes and runnable:
         for line in fleet_plan_lines(planned, request, max_parallel=selection.max_parallel, now=deps.now()):
             deps.err.print(line, markup=False, highlight=False)
         if not confirm(deps, f"Proceed with {len(runnable)} vCluster(s)?", yes=False):
@@ -387,7 +390,10 @@ def _ms(value: datetime | None) -> str | None:
 
 
 def fleet_document(run: FleetRun, request: OperationRequest) -> dict[str, Any]:
-    order = {id(r): i for i, r in enumerate((r for r in run.results if r.plan is not None), 1)}
+    # the place in the schedule: every vCluster that was to run (not those skipped or refused at planning)
+    scheduled = (r for r in run.results if r.outcome is not Outcome.SKIPPED
+                 and not (r.outcome is Outcome.FAILED and r.started is None))
+    order = {id(r): i for i, r in enumerate(scheduled, 1)}
     stage = str(request.stage) if request.stage is not None else ("due" if request.stage_due else None)
     return {
         "apiVersion": API_VERSION,

@@ -4,7 +4,9 @@ dates and statuses of certificates.
 
 Per certificate (labels namespace, vcluster, certificate = the NAME-certs key, issuer = the issuer's CN):
   vcerts_certificate_expiry_timestamp_seconds   notAfter, Unix seconds
-  vcerts_certificate_status{…,status}           1 for the certificate's status, 0 for the others
+  vcerts_certificate_status{…,status}           1, one series per certificate: the one of its status
+                                                (a fleet of 500 has ~10,000 certificates: one-hot
+                                                series for five statuses would be five times that)
 A key holding several certificates (a CA bundle during a staged rotation) is one series: the one that
 ends first, the date an alert must fire for.
 Per vCluster (labels namespace, vcluster):
@@ -54,7 +56,8 @@ def certificate_lines(rows: Iterable[SummaryRow]) -> list[str]:
     rows = list(rows)
     expiry = header("vcerts_certificate_expiry_timestamp_seconds",
                     "When a certificate of a vCluster ends (notAfter, Unix seconds).", "gauge")
-    status = header("vcerts_certificate_status", "Status of a certificate: 1 for the current one.", "gauge")
+    status = header("vcerts_certificate_status", "Status of a certificate (the series of its status is 1).",
+                    "gauge")
     earliest = header("vcerts_vcluster_earliest_expiry_timestamp_seconds",
                       "When the first certificate of a vCluster ends (Unix seconds).", "gauge")
     worst = header("vcerts_vcluster_status",
@@ -69,8 +72,8 @@ def certificate_lines(rows: Iterable[SummaryRow]) -> list[str]:
             labels = (*who, ("certificate", cert.secret_key), ("issuer", cert.issuer_cn))
             expiry.append(sample("vcerts_certificate_expiry_timestamp_seconds", labels,
                                  _timestamp(cert.not_after)))
-            status += [sample("vcerts_certificate_status", (*labels, ("status", status_label(s))),
-                              1.0 if s is cert.status else 0.0) for s in STATUSES]
+            current = ("status", status_label(cert.status))
+            status.append(sample("vcerts_certificate_status", (*labels, current), 1.0))
         if certs:
             earliest.append(sample("vcerts_vcluster_earliest_expiry_timestamp_seconds", who,
                                    _timestamp(min(c.not_after for c in certs))))

@@ -12,7 +12,7 @@ Imports kubernetes only inside functions (through the session).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,13 +81,27 @@ class Read:
     namespace: str | None  # None: all namespaces
     name: str | None = None
     selector: str = ""
+    limit: int = 0  # a list in chunks of this many (0: all at once)
+    cont: str = ""  # the `continue` token of the previous chunk
 
     def path(self) -> str:
         where = f"/namespaces/{self.namespace}" if self.namespace is not None else ""
         return f"{self.api}{where}/{self.plural}" + (f"/{self.name}" if self.name else "")
 
     def query(self) -> dict[str, str]:
-        return {"labelSelector": self.selector} if self.selector else {}
+        query = {"labelSelector": self.selector} if self.selector else {}
+        if self.limit:
+            query["limit"] = str(self.limit)
+        if self.cont:
+            query["continue"] = self.cont
+        return query
+
+
+# kubectl's --chunk-size default: a list of thousands of objects is read 500 at a time, so that neither
+# the API server nor we hold all of it as one JSON document. Secrets 100 at a time: a NAME-certs is
+# ~50 KB of JSON, and 500 of them decoded at once were the exporter's peak memory (scripts/bench_exporter).
+CHUNK_SIZE = 500
+SECRET_CHUNK_SIZE = 100
 
 
 class JsonReader:
@@ -104,11 +118,21 @@ class JsonReader:
     def close(self) -> None:
         """Release connections this reader opened itself (a session passed in stays open)."""
 
+    def _pages(self, base: str, plural: str, resource: str, namespace: str | None,
+               selector: str, chunk: int = CHUNK_SIZE) -> Iterator[list[dict[str, Any]]]:
+        """The items of one list, chunk by chunk (kubectl's `limit`/`continue` paging)."""
+        target = Target("list", resource, None, namespace)
+        cont = ""
+        while True:
+            body = self._get(Read(base, plural, namespace, selector=selector, limit=chunk, cont=cont), target)
+            yield list(body.get("items") or ())
+            cont = str((body.get("metadata") or {}).get("continue") or "")
+            if not cont:
+                return
+
     def _list(self, base: str, plural: str, resource: str, namespace: str | None,
               selector: str) -> list[dict[str, Any]]:
-        target = Target("list", resource, None, namespace)
-        body = self._get(Read(base, plural, namespace, selector=selector), target)
-        return list(body.get("items") or ())
+        return [item for page in self._pages(base, plural, resource, namespace, selector) for item in page]
 
     def list_workloads(self, *, namespace: str | None, release: str | None = None,
                        selector: str = "") -> list[WorkloadRecord]:
@@ -141,9 +165,18 @@ class JsonReader:
             return None
         return secrets.secret_from_json(body)
 
-    def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
-        return [secrets.secret_from_json(item)
-                for item in self._list("/api/v1", "secrets", "secrets", namespace, selector)]
+    def list_secrets(self, *, namespace: str | None, selector: str,
+                     keep: Callable[[str], bool] | None = None) -> list[SecretObject]:
+        return list(self.iter_secrets(namespace=namespace, selector=selector, keep=keep))
+
+    def iter_secrets(self, *, namespace: str | None, selector: str,
+                     keep: Callable[[str], bool] | None = None) -> Iterator[SecretObject]:
+        # chunk by chunk, decoding only what `keep` wants: the JSON of one chunk at a time is held
+        pages = self._pages("/api/v1", "secrets", "secrets", namespace, selector, chunk=SECRET_CHUNK_SIZE)
+        for page in pages:
+            for item in page:
+                if keep is None or keep(str((item.get("metadata") or {}).get("name", ""))):
+                    yield secrets.secret_from_json(item)
 
     def read_rollout(self, *, namespace: str, name: str) -> Rollout | None:
         try:
@@ -190,6 +223,10 @@ def _kube_request(session: KubeSession, read: Read) -> Any:
         return getattr(api, read_one)(read.name, read.namespace, **options)
     if read.selector:
         options["label_selector"] = read.selector
+    if read.limit:
+        options["limit"] = read.limit
+    if read.cont:
+        options["_continue"] = read.cont
     if read.namespace is None:
         return getattr(api, everywhere)(**options)
     return getattr(api, namespaced)(read.namespace, **options)

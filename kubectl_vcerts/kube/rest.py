@@ -1,4 +1,5 @@
-"""A small read-only HTTPS client for the API server, for commands that only read (`check`, completion).
+"""A small HTTPS client for the API server, for the commands that read (`check`, completion, the
+exporter) and the one create they send (Events).
 
 Why: importing the `kubernetes` package costs about half a second — more than the whole request —
 and `check` should cost little more than `kubectl get secret`. This client reads the kubeconfig itself
@@ -6,8 +7,11 @@ and `check` should cost little more than `kubectl get secret`. This client reads
 insecure-skip-tls-verify, client-certificate[-data]/client-key[-data], token/tokenFile, basic auth) and
 sends GETs with the standard library, directly or through an http:// proxy (kubectl's proxy rules,
 kube/proxy.py). It reads the kubeconfig through kube/kubeconfig.py, as the kubernetes-client path does.
-`open_rest(target)` returns None for anything it does not cover (exec plugins, auth providers,
-impersonation, https and socks proxies, in-cluster config): callers then use the kubernetes client.
+In a pod without a kubeconfig it uses the ServiceAccount (KUBERNETES_SERVICE_HOST/PORT, the mounted
+token and CA) as client-go's in-cluster config does; a token file (in-cluster or `tokenFile`) is read
+again every minute, as client-go does, so that rotated ServiceAccount tokens keep a long-running
+exporter authenticated. `open_rest(target)` returns None for anything it does not cover (exec plugins,
+auth providers, impersonation, https and socks proxies): callers then use the kubernetes client.
 A server certificate that fails verification is refused at once, with the same error as that path.
 
 Errors are ours (same messages as kube/translate.py); transient failures (connection errors, 429,
@@ -39,6 +43,8 @@ from kubectl_vcerts.kube.proxy import proxy_for
 from kubectl_vcerts.kube.translate import TRANSIENT_STATUS, Target, error_for_status, tls_failure
 
 ATTEMPTS = 4
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+TOKEN_RELOAD_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class RestConfig:
     request_timeout: float | None = None
     proxy: str | None = field(default=None, repr=False)  # an http:// proxy (may hold credentials)
     tls_server_name: str | None = None  # the name to verify instead of the server's host
+    token_file: str | None = None  # read again every TOKEN_RELOAD_SECONDS (rotated tokens)
 
 
 def _bytes(section: Mapping[str, Any], key: str) -> bytes | None:
@@ -72,16 +79,40 @@ def _bytes(section: Mapping[str, Any], key: str) -> bytes | None:
 _NEEDS_CLIENT = ("exec", "auth-provider", "as", "as-uid", "as-groups", "as-user-extra", "impersonate")
 
 
-def load_rest_config(target: KubeTarget, *, environ: Mapping[str, str] | None = None) -> RestConfig | None:
+def in_cluster_config(target: KubeTarget, env: Mapping[str, str], *,
+                      account: Path = SERVICE_ACCOUNT_DIR) -> RestConfig | None:
+    """client-go's in-cluster config: the API server from KUBERNETES_SERVICE_HOST/PORT, the mounted
+    ServiceAccount token and CA; None outside a pod (then `connect` words the error)."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
+    token_file = account / "token"
+    if not host or not port or not token_file.is_file():
+        return None
+    server = f"https://{f'[{host}]' if ':' in host else host}:{port}"
+    proxy = proxy_for(server, None, env)
+    if proxy is not None and urlsplit(proxy).scheme != "http":
+        return None
+    try:
+        namespace = (account / "namespace").read_text().strip() if (account / "namespace").is_file() else ""
+        return RestConfig(server=server, namespace=target.namespace or namespace or "default",
+                          context_name=None, ca_data=(account / "ca.crt").read_bytes(),
+                          token=token_file.read_text().strip(), token_file=str(token_file),
+                          request_timeout=target.request_timeout, proxy=proxy)
+    except OSError:
+        return None
+
+
+def load_rest_config(target: KubeTarget, *, environ: Mapping[str, str] | None = None,
+                     account: Path = SERVICE_ACCOUNT_DIR) -> RestConfig | None:
     """The connection settings of the context kubectl would use, or None when this client cannot
     honour them (then the kubernetes client does). Kubeconfig errors are raised as `connect` raises
     them: both read the files through kube/kubeconfig.py."""
-    if target.in_cluster:
-        return None
     env = os.environ if environ is None else environ
+    if target.in_cluster:
+        return in_cluster_config(target, env, account=account)
     config = load_user_kubeconfig(target.kubeconfig, environ=env)
     if config.empty and not target.kubeconfig:
-        return None  # in-cluster config, or connect's "no kubeconfig found"
+        # connect's rule: in a pod, its ServiceAccount; elsewhere connect says "no kubeconfig found"
+        return in_cluster_config(target, env, account=account) if "KUBERNETES_SERVICE_HOST" in env else None
     chosen = select_context(config, target.context)
     cluster, user = chosen.cluster, chosen.user
     if any(user.get(k) for k in _NEEDS_CLIENT):
@@ -107,6 +138,7 @@ def load_rest_config(target: KubeTarget, *, environ: Mapping[str, str] | None = 
             request_timeout=target.request_timeout,
             proxy=proxy,
             tls_server_name=str(cluster["tls-server-name"]) if cluster.get("tls-server-name") else None,
+            token_file=None if user.get("token") else user.get("tokenFile"),
         )
     except (OSError, ValueError, KeyError):
         return None  # unreadable files and bad data: the kubernetes client reports them
@@ -195,11 +227,14 @@ class _Transient(Exception):
 
 
 class RestClient:
-    """GETs JSON from the API server over one kept-alive HTTPS connection."""
+    """GETs (and POSTs) JSON to the API server over one kept-alive HTTPS connection."""
 
-    def __init__(self, config: RestConfig, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, config: RestConfig, *, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._sleep = sleep
+        self._monotonic = monotonic
+        self._token_read = monotonic()
         self._connection: Any = None
         parts = urlsplit(config.server)
         if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -231,10 +266,24 @@ class RestClient:
                 self._connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
         return self._connection
 
-    def _once(self, url: str, target: Target) -> Any:
-        connection = self._connect()
+    def _fresh_token(self) -> None:
+        """Read the token file again once a minute: the kubelet rotates a pod's ServiceAccount token."""
+        if not self.config.token_file or self._monotonic() - self._token_read < TOKEN_RELOAD_SECONDS:
+            return
         try:
-            connection.request("GET", url, headers=self._headers)
+            token = Path(self.config.token_file).read_text().strip()
+        except OSError:
+            return  # keep the one we have; the API server says when it has expired
+        self._token_read = self._monotonic()
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+
+    def _once(self, method: str, url: str, target: Target, body: bytes | None = None) -> Any:
+        self._fresh_token()
+        connection = self._connect()
+        headers = self._headers if body is None else {**self._headers, "Content-Type": "application/json"}
+        try:
+            connection.request(method, url, body=body, headers=headers)
             response = connection.getresponse()
             body = response.read()
         except (OSError, TimeoutError) as exc:
@@ -259,9 +308,17 @@ class RestClient:
         """GET `path` (e.g. /api/v1/namespaces/x/secrets) and return the parsed JSON; retries transient
         failures up to ATTEMPTS times with exponential backoff and jitter."""
         url = self._prefix + path + (f"?{urlencode(dict(query))}" if query else "")
+        return self._retried("GET", url, target)
+
+    def post(self, path: str, document: Mapping[str, Any], target: Target) -> Any:
+        """POST `document` (a create) and return the created object. Retried like GETs: only for
+        creates that may run twice, where the second one is a 409 AlreadyExists (ConflictError)."""
+        return self._retried("POST", self._prefix + path, target, json.dumps(document).encode())
+
+    def _retried(self, method: str, url: str, target: Target, body: bytes | None = None) -> Any:
         for attempt in range(ATTEMPTS):
             try:
-                return self._once(url, target)
+                return self._once(method, url, target, body)
             except _Transient as exc:
                 if attempt == ATTEMPTS - 1:
                     raise exc.error from exc

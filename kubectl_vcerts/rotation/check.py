@@ -28,7 +28,7 @@ from kubectl_vcerts.rotation.unrestarted import Unrestarted, unrestarted
 
 if TYPE_CHECKING:  # annotations only: importing the ports would cost `check` start-up time
     from kubectl_vcerts.rotation.ports import VClusterReader
-    from kubectl_vcerts.rotation.records import SecretObject
+    from kubectl_vcerts.rotation.records import SecretObject, WorkloadRecord
 
 DEFAULT_WARN_WITHIN = timedelta(days=90)
 
@@ -105,6 +105,30 @@ def check_vcluster(reader: VClusterReader, *, name: str, namespace: str, now: da
                        staged=staged_state(secret.data) if secret else None)
 
 
+def _read_secrets(reader: VClusterReader, workloads: Sequence[WorkloadRecord], listed: str | None, *,
+                  names: Sequence[str], now: datetime,
+                  warn_within: timedelta) -> tuple[list[SecretObject], dict[tuple[str, str], PkiReport]]:
+    """The vc-config-NAME secrets and the inspected NAME-certs, from one list of Secrets labelled
+    app=vcluster read chunk by chunk: each NAME-certs is reduced to its report as it arrives, so its
+    data (private keys included) is held only while it is inspected. vc-NAME (kubeconfigs) carry the
+    label too and are not even decoded."""
+    releases = {w.labels.get(contract.RELEASE_LABEL, "") for w in workloads}
+    if names:
+        releases &= set(names)
+    certs = {contract.certs_secret_name(r) for r in releases}
+    config_names = {contract.config_secret_name(r) for r in releases}
+    configs: list[SecretObject] = []
+    reports: dict[tuple[str, str], PkiReport] = {}
+    for secret in reader.iter_secrets(namespace=listed, selector=contract.VCLUSTER_CERTS_SELECTOR,
+                                      keep=lambda name: name in certs or name in config_names):
+        if secret.name in config_names:
+            configs.append(secret)
+        if secret.name in certs:
+            reports[(secret.namespace, secret.name)] = inspect_pki(secret.data, now=now,
+                                                                  warn_within=warn_within)
+    return configs, reports
+
+
 def check_all(reader: VClusterReader, *, namespace: str | None, now: datetime, names: Sequence[str] = (),
               warn_within: timedelta = DEFAULT_WARN_WITHIN, selector: str = "") -> CheckSummary:
     """One row per vCluster in `namespace` (None: every namespace), optionally only those in `names`
@@ -113,38 +137,39 @@ def check_all(reader: VClusterReader, *, namespace: str | None, now: datetime, n
     A name in `names` that matches no vCluster raises NotFoundError before anything is reported.
     """
     workloads, listed = list_accessible_workloads(reader, namespace=namespace, selector=selector)
-    if not workloads:
-        vclusters: list[VCluster] = []
-        by_name: dict[tuple[str, str], SecretObject] = {}
-    else:
+    reports: dict[tuple[str, str], PkiReport] = {}
+    vclusters: list[VCluster] = []
+    if workloads:
         try:
-            secrets = reader.list_secrets(namespace=listed, selector=contract.VCLUSTER_CERTS_SELECTOR)
+            configs, reports = _read_secrets(reader, workloads, listed, names=names, now=now,
+                                             warn_within=warn_within)
         except ForbiddenError:
             if listed is not None:
                 raise
             listed = reader.default_namespace
-            secrets = reader.list_secrets(namespace=listed, selector=contract.VCLUSTER_CERTS_SELECTOR)
             workloads = [w for w in workloads if w.namespace == listed]
-        by_name = {(s.namespace, s.name): s for s in secrets}
+            configs, reports = _read_secrets(reader, workloads, listed, names=names, now=now,
+                                             warn_within=warn_within)
         pods = reader.list_pods(namespace=listed, selector=contract.VCLUSTER_SELECTOR)
-        vclusters = assemble_vclusters(workloads, configs=by_name.values(), pods=pods)
+        vclusters = assemble_vclusters(workloads, configs=configs, pods=pods)
     if names:
-        wanted = set(names)
-        missing = sorted(wanted - {vc.name for vc in vclusters})
+        asked = set(names)
+        missing = sorted(asked - {vc.name for vc in vclusters})
         if missing:
             where = "any namespace" if namespace is None else f"namespace {namespace}"
             where += f" with labels {selector}" if selector else ""
             raise NotFoundError(f"vcluster {', '.join(missing)} not found in {where}",
                                 hint="list vClusters with `kubectl vcerts check -A`")
-        vclusters = [vc for vc in vclusters if vc.name in wanted]
+        vclusters = [vc for vc in vclusters if vc.name in asked]
     rows = []
     for vc in vclusters:
         secret_name = contract.certs_secret_name(vc.name)
-        secret = by_name.get((vc.namespace, secret_name))
-        if secret is None:
+        if (vc.namespace, secret_name) in reports:
+            pki: PkiReport | None = reports[(vc.namespace, secret_name)]
+        else:
             # vCluster < v0.24 wrote NAME-certs without labels: the list cannot see it.
             secret = reader.read_secret(namespace=vc.namespace, name=secret_name)
-        rows.append(SummaryRow(vcluster=vc, secret_name=secret_name,
-                               pki=inspect_secret(secret, now=now, warn_within=warn_within)))
+            pki = inspect_secret(secret, now=now, warn_within=warn_within)
+        rows.append(SummaryRow(vcluster=vc, secret_name=secret_name, pki=pki))
     rows.sort(key=lambda r: (r.vcluster.namespace, r.vcluster.name))
     return CheckSummary(rows=tuple(rows), checked_at=now, warn_within=warn_within, namespace=namespace)

@@ -1,16 +1,19 @@
 """Fleet runs: one operation (rotate, rotate-ca) over many vClusters.
 
 `select_targets` picks from a `check` summary (names, -A, -l, --expiring-within) and orders them: the
-soonest expiry first, so that an interrupted run has done the most urgent ones. `FleetRunner` plans
-every target (a dry run each: reads only), then runs them with at most `max_parallel` at a time; each
-run is the single-vCluster workflow with its own lock, so two fleet runs or a fleet run and a single
-one never touch the same vCluster at once.
+soonest expiry first, so that an interrupted run has done the most urgent ones. `FleetRunner.plan`
+makes every target's plan (a dry run each: reads only) for the plan shown before the one question;
+`FleetRunner.pending` skips that when nobody is asked (--yes: each vCluster is then planned once, under
+its lock, when its turn comes). `run` runs them with at most `max_parallel` at a time; each run is the
+single-vCluster workflow with its own lock, so two fleet runs or a fleet run and a single one never
+touch the same vCluster at once.
 
 Rules a fleet run keeps (README "Fleets"):
   * a failure never stops a vCluster mid-way: its own workflow rolls back or finishes; the failure
     stops the scheduling of new ones unless `keep_going`;
-  * a planning failure (not Running, corrupt PKI, ...) touched nothing and says nothing about the
-    others: it is reported, counts in the exit code, and does not stop the rest;
+  * a refusal before any change (not Running, corrupt PKI, the lock held by someone else: raised
+    before the workflow asked to proceed) touched nothing and says nothing about the others: it is
+    reported, counts in the exit code, and does not stop the rest;
   * `stop` (set by the CLI on Ctrl-C) starts no new run; the running ones finish or roll back;
   * a vCluster whose NAME-certs changed between the plan that was confirmed and its run is not run
     (ConflictError): what the user agreed to is not what would happen.
@@ -82,6 +85,7 @@ class FleetResult:
     plan: RotationPlan | None = None
     started: datetime | None = None
     finished: datetime | None = None
+    refused: bool = False  # failed before any change (planning, lock): does not stop the scheduling
 
     @property
     def seconds(self) -> float | None:
@@ -190,13 +194,18 @@ class FleetRunner:
             try:
                 plan = self.plan_one(target)
             except VcertsError as exc:
-                return FleetResult(target, Outcome.FAILED, int(exc.exit_code), _message(exc))
+                return FleetResult(target, Outcome.FAILED, int(exc.exit_code), _message(exc), refused=True)
             return FleetResult(target, Outcome.PLANNED, plan=plan)
 
         if not targets:
             return []
         with ThreadPoolExecutor(max_workers=min(len(targets), max(self.max_parallel, 8))) as pool:
             return list(pool.map(one, targets))
+
+    def pending(self, targets: Sequence[FleetTarget]) -> list[FleetResult]:
+        """Every target to be run without a plan shown first (each plans under its own lock)."""
+        return [FleetResult(t, Outcome.SKIPPED, message=t.skip) if t.skip else FleetResult(t, Outcome.PLANNED)
+                for t in targets]
 
     def run(self, planned: Sequence[FleetResult]) -> FleetRun:
         """Run every PLANNED result's target (others are carried over as they are), at most
@@ -218,7 +227,8 @@ class FleetRunner:
                 for future in done:
                     index = running.pop(future)
                     results[index] = future.result()
-                    if results[index].exit_code and not self.keep_going:
+                    failed = results[index].exit_code and not results[index].refused
+                    if failed and not self.keep_going:
                         stopped_by_failure = True
         reason = ("stopped by Ctrl-C" if self.stop.is_set()
                   else "stopped after a failure (--keep-going runs on)")
@@ -234,19 +244,21 @@ class FleetRunner:
     def _run_guarded(self, planned: FleetResult, schedule: _Schedule) -> FleetResult:
         """One target's run; every error becomes its result (a bug in one never hides the others)."""
         target, shown = planned.target, planned.plan
-        assert shown is not None
         with schedule.lock:
             schedule.running += 1
             schedule.peak = max(schedule.peak, schedule.running)
         started = self.clock.now()
         changed: list[str] = []
+        agreed: list[bool] = []
         self.on_start(target)
 
         def confirm(plan: RotationPlan) -> bool:
             # The user confirmed `shown`; NAME-certs must be the version that plan was made from.
-            if (plan.source_resource_version, plan.stage) != (shown.source_resource_version, shown.stage):
+            if shown is not None and (plan.source_resource_version, plan.stage) != (
+                    shown.source_resource_version, shown.stage):
                 changed.append(plan.source_resource_version)
                 return False
+            agreed.append(True)
             return True
 
         try:
@@ -258,7 +270,7 @@ class FleetRunner:
                 f"{contract.certs_secret_name(target.name)} in {target.namespace} changed after the plan "
                 "was shown: nothing was changed", hint="run again to see the new plan")
             result = FleetResult(target, Outcome.FAILED, int(error.exit_code), _message(error), plan=shown,
-                                 started=started, finished=self.clock.now())
+                                 started=started, finished=self.clock.now(), refused=not agreed)
         except Exception as exc:  # a bug: the others still finish, and the exit code says FAILURE
             result = FleetResult(target, Outcome.FAILED, int(ExitCode.FAILURE),
                                  f"unexpected error: {type(exc).__name__}: {str(exc)[:200]} (run it alone "

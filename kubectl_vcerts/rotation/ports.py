@@ -9,7 +9,7 @@ Imports nothing from kube/, cli/, kubernetes, typer or rich.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -237,8 +237,15 @@ class VClusterReader(Protocol):
         """One Secret, or None when it does not exist."""
         ...
 
-    def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
-        """Secrets matching the label selector, in one list call."""
+    def list_secrets(self, *, namespace: str | None, selector: str,
+                     keep: Callable[[str], bool] | None = None) -> list[SecretObject]:
+        """Secrets matching the label selector, in one list (read in chunks); with `keep`, only those
+        whose name it accepts are decoded and returned."""
+        ...
+
+    def iter_secrets(self, *, namespace: str | None, selector: str,
+                     keep: Callable[[str], bool] | None = None) -> Iterator[SecretObject]:
+        """`list_secrets` chunk by chunk: a caller that reduces each Secret as it comes holds one chunk."""
         ...
 
     def read_service_annotations(self, *, namespace: str, name: str) -> dict[str, str] | None:

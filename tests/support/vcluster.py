@@ -36,6 +36,7 @@ import secrets
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -472,6 +473,37 @@ def create_vcluster(
     if wait:
         wait_for_vcluster(session, created, timeout=timeout)
     return created
+
+
+def create_light_vclusters(session: Any, namespace: str, count: int, certs: dict[str, bytes]) -> None:
+    """`count` vCluster-shaped sets of objects, cheaply (benchmarks of reads): a Deployment with one pod,
+    NAME-certs (one PKI for all), vc-NAME and vc-config-NAME; named vc0000, vc0001, ..."""
+    certs_b64 = _b64(certs)
+    kubeconfig_b64 = _b64(vc_kubeconfig_secret_data(certs))
+    spec = VClusterSpec(persistence=False)
+
+    def one(index: int) -> None:
+        name = f"vc{index:04d}"
+        labels = {"app": "vcluster", "release": name}
+        secret_labels = {"app": "vcluster", "vcluster-name": name}
+        config = yaml.safe_dump(vc_config(name, namespace, spec)).encode()
+        core, apps = session.core, session.apps
+        for secret, with_labels, data in ((f"{name}-certs", secret_labels, certs_b64),
+                                          (f"vc-{name}", secret_labels, kubeconfig_b64),
+                                          (f"vc-config-{name}", labels, _b64({"config.yaml": config}))):
+            core.create_namespaced_secret(namespace, {"metadata": {"name": secret, "labels": with_labels},
+                                                      "data": data})
+        apps.create_namespaced_deployment(namespace, {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "syncer", "image": spec.image,
+                                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                         "volumes": [{"name": "data", "emptyDir": {}}]}}},
+        })
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, range(count)))
 
 
 def _create_volumes(session: KubeSession, namespace: str, statefulset: str, replicas: int) -> list[str]:

@@ -7,7 +7,7 @@ calls so that tests can assert "one list call, not one per vCluster", and can de
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from kubectl_vcerts.errors import ForbiddenError
@@ -147,10 +147,16 @@ class FakeReader:
         self._guard("read_rollout", "statefulsets.apps", namespace)
         return self.rollouts.get((namespace, name))
 
-    def list_secrets(self, *, namespace: str | None, selector: str) -> list[SecretObject]:
+    def list_secrets(self, *, namespace: str | None, selector: str,
+                     keep: Callable[[str], bool] | None = None) -> list[SecretObject]:
         self._guard("list_secrets", "secrets", namespace)
         return [
             s
             for s in self.secrets
             if (namespace is None or s.namespace == namespace) and matches(s.labels, selector)
+            and (keep is None or keep(s.name))
         ]
+
+    def iter_secrets(self, *, namespace: str | None, selector: str,
+                     keep: Callable[[str], bool] | None = None) -> Iterator[SecretObject]:
+        yield from self.list_secrets(namespace=namespace, selector=selector, keep=keep)

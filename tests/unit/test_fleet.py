@@ -52,9 +52,11 @@ class FakeFleet:
     """plan_one/run_one that record what ran and how many ran at once."""
 
     def __init__(self, *, seconds: float = 0.05, fail: dict[str, Exception] | None = None,
-                 plan_fail: dict[str, Exception] | None = None, moved: set[str] | None = None) -> None:
+                 plan_fail: dict[str, Exception] | None = None, moved: set[str] | None = None,
+                 refuse: dict[str, Exception] | None = None) -> None:
         self.seconds = seconds
         self.fail = fail or {}
+        self.refuse = refuse or {}  # raised before the workflow asks to proceed (lock, planning)
         self.plan_fail = plan_fail or {}
         self.moved = moved or set()
         self.lock = threading.Lock()
@@ -76,6 +78,8 @@ class FakeFleet:
         self.started.set()
         try:
             time.sleep(self.seconds)
+            if target.name in self.refuse:
+                raise self.refuse[target.name]
             plan = _plan(target, version="2" if target.name in self.moved else "1")
             if not agree(plan):
                 raise ConflictError("aborted: nothing was changed")  # the workflow raises AbortedError
@@ -139,6 +143,28 @@ def test_planning_failures_touch_nothing_are_reported_and_do_not_stop_the_rest()
     assert by_name["vc02"].exit_code == ExitCode.INVALID_PKI and "corrupt" in by_name["vc02"].message
     assert run.exit_code == ExitCode.INVALID_PKI  # the more severe of 12 and 13
     assert not run.stopped_by_failure
+
+
+def test_a_refusal_before_any_change_does_not_stop_the_scheduling() -> None:
+    fake = FakeFleet(refuse={"vc00": ConflictError("lease vcerts-vc00 is held by ops@elsewhere")})
+    runner = fake.runner(max_parallel=1)
+    run = runner.run(runner.pending(_targets(4)))  # --yes: no plan shown, each plans under its lock
+    assert sorted(fake.ran) == ["vc00", "vc01", "vc02", "vc03"]
+    first = run.results[0]
+    assert (first.outcome, first.exit_code, first.refused) == (Outcome.FAILED, ExitCode.CONFLICT, True)
+    assert [r.outcome for r in run.results[1:]] == [Outcome.DONE] * 3
+    assert run.exit_code == ExitCode.CONFLICT and not run.stopped_by_failure
+
+
+def test_pending_targets_have_no_plan_until_they_run() -> None:
+    fake = FakeFleet()
+    runner = fake.runner(max_parallel=2)
+    pending = runner.pending([*_targets(2), FleetTarget("ns", "k3s", None, skip="distro k3s")])
+    assert [(r.outcome, r.plan) for r in pending] == [(Outcome.PLANNED, None), (Outcome.PLANNED, None),
+                                                      (Outcome.SKIPPED, None)]
+    run = runner.run(pending)
+    assert [r.outcome for r in run.results] == [Outcome.DONE, Outcome.DONE, Outcome.SKIPPED]
+    assert all(r.plan is not None for r in run.results[:2])
 
 
 def test_stop_starts_nothing_new_and_lets_the_running_ones_finish() -> None:

@@ -4,8 +4,12 @@ it retries an unreachable server a bounded number of times (a closed loopback po
 from __future__ import annotations
 
 import base64
+import http.server
+import json
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -114,7 +118,7 @@ def test_inline_data_token_context_and_namespace(tmp_path: Path) -> None:
             id="a socks proxy needs it",
         ),
         pytest.param({"as": "someone-else"}, None, {}, id="impersonation needs it"),
-        pytest.param({"token": "t"}, None, {"in_cluster": True}, id="in-cluster config needs it"),
+        pytest.param({"token": "t"}, None, {"in_cluster": True}, id="in-cluster without a ServiceAccount"),
     ],
 )
 def test_what_it_cannot_honour_is_left_to_the_kubernetes_client(
@@ -182,3 +186,120 @@ def test_an_unknown_context_is_the_same_error_on_both_paths(tmp_path: Path) -> N
             load(target)
         errors.append(info.value.message)
     assert errors[0] == errors[1] == f"context 'missing' not found in {path}"
+
+
+# ------------------------------------------------------------------------------------------ in a pod
+def _account(tmp_path: Path) -> Path:
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text("tok-1\n")
+    (account / "ca.crt").write_bytes(b"CLUSTER CA")
+    (account / "namespace").write_text("vcerts-system\n")
+    return account
+
+
+def test_in_a_pod_the_service_account_is_used_like_client_go(tmp_path: Path) -> None:
+    account = _account(tmp_path)
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
+           "KUBECONFIG": str(tmp_path / "none")}
+    config = load_rest_config(KubeTarget(in_cluster=True), environ=env, account=account)
+    assert config is not None
+    assert (config.server, config.namespace, config.ca_data, config.token) == (
+        "https://10.96.0.1:443", "vcerts-system", b"CLUSTER CA", "tok-1")
+    assert config.token_file == str(account / "token") and "tok-1" not in repr(config)
+    # no kubeconfig at all: connect's rule, the ServiceAccount when in a pod
+    implicit = load_rest_config(KubeTarget(namespace="other"), environ={**env, "HOME": str(tmp_path)},
+                                account=account)
+    assert implicit is not None and implicit.namespace == "other"
+    v6 = load_rest_config(KubeTarget(in_cluster=True), environ={**env, "KUBERNETES_SERVICE_HOST": "fd00::1"},
+                          account=account)
+    assert v6 is not None and v6.server == "https://[fd00::1]:443"
+    assert load_rest_config(KubeTarget(in_cluster=True), environ={}, account=account) is None
+
+
+class _Api(http.server.BaseHTTPRequestHandler):
+    """A loopback stand-in that records what it is sent and answers a POST of an Event (409 once it
+    exists)."""
+
+    seen: ClassVar[list[tuple[str, str, str, bytes]]] = []
+    names: ClassVar[set[str]] = set()
+
+    def do_GET(self) -> None:
+        self.seen.append(("GET", self.path, self.headers.get("Authorization", ""), b""))
+        self._send(200, {"kind": "SecretList", "items": []})
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.seen.append(("POST", self.path, self.headers.get("Content-Type", ""), body))
+        name = json.loads(body)["metadata"]["name"]
+        if name in self.names:
+            self._send(409, {"kind": "Status", "reason": "AlreadyExists", "message": f"{name} exists"})
+        else:
+            self.names.add(name)
+            self._send(201, json.loads(body))
+
+    def _send(self, code: int, doc: dict[str, Any]) -> None:
+        data = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def api() -> Any:
+    _Api.seen, _Api.names = [], set()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_rotated_token_file_is_read_again_after_a_minute(tmp_path: Path, api: Any) -> None:
+    token = tmp_path / "token"
+    token.write_text("old")
+    clock = [1000.0]
+    host, port = api.server_address[:2]
+    client = RestClient(RestConfig(server=f"http://{host}:{port}", namespace="a", context_name=None,
+                                   token="old", token_file=str(token)), monotonic=lambda: clock[0])
+    target = Target("list", "secrets")
+    client.get("/api/v1/secrets", target)
+    token.write_text("new\n")
+    clock[0] += 30
+    client.get("/api/v1/secrets", target)
+    clock[0] += 31
+    client.get("/api/v1/secrets", target)
+    client.close()
+    assert [auth for _, _, auth, _ in _Api.seen] == ["Bearer old", "Bearer old", "Bearer new"]
+
+
+def test_an_event_is_posted_once_and_a_second_create_is_a_conflict(api: Any) -> None:
+    from kubectl_vcerts.kube.events import RestEventRecorder
+    from kubectl_vcerts.rotation.ports import EventSubject
+
+    host, port = api.server_address[:2]
+    client = RestClient(RestConfig(server=f"http://{host}:{port}", namespace="a", context_name=None))
+    recorder = RestEventRecorder(client, instance="pod-1")
+    subject = EventSubject("apps/v1", "StatefulSet", "vc", "team-a", "uid-1")
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    kwargs: dict[str, Any] = {"name": "vc.vcerts-expired-20261203", "reason": "CertificatesExpired",
+                              "message": "ended", "now": now}
+    assert recorder.record_once(subject, **kwargs) is True
+    assert recorder.record_once(subject, **kwargs) is False
+    client.close()
+    method, path, content_type, body = _Api.seen[0]
+    assert (method, path, content_type) == ("POST", "/api/v1/namespaces/team-a/events", "application/json")
+    event = json.loads(body)
+    assert event["involvedObject"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "vc",
+                                       "namespace": "team-a", "uid": "uid-1"}
+    assert (event["type"], event["reason"], event["firstTimestamp"]) == (
+        "Warning", "CertificatesExpired", "2026-12-03T12:00:00Z")
+    with pytest.raises(ConflictError):
+        RestClient(client.config).post("/api/v1/namespaces/team-a/events", event,
+                                       Target("create", "events", "x", "team-a"))
