@@ -94,8 +94,8 @@ def main() -> int:
         rss, peak = _status_kib(proc.pid, "VmRSS") / 1024, _status_kib(proc.pid, "VmHWM") / 1024
         scrape = statistics.median(scrapes)
         ok = scrape < SCRAPE_TARGET and rss < RSS_TARGET_MIB
-        print(f"scrape GET /metrics  {scrape * 1000:7.1f} ms median of {args.scrapes} ({size / 1024:.0f} KiB)   "
-              f"target < {SCRAPE_TARGET:g} s")
+        print(f"scrape GET /metrics  {scrape * 1000:7.1f} ms median of {args.scrapes} "
+              f"({size / 1024:.0f} KiB)   target < {SCRAPE_TARGET:g} s")
         print(f"read of {args.count + 1} vClusters {statistics.median(reads):7.3f} s median of {len(reads)}")
         print(f"rss                  {rss:7.1f} MiB (peak {peak:.1f} MiB)   target < {RSS_TARGET_MIB:g} MiB")
         print("OK" if ok else "OVER TARGET")

@@ -6,7 +6,8 @@ Against the local dev cluster ($VCERTS_TEST_CLUSTER, default vcerts-test; starte
 then
   singles   runs `rotate NAME --yes` for each of them one after the other: the sum of their wall times;
   fleet     runs `rotate --yes --max-parallel P` once over the namespace (all of them again).
-Target: fleet ≤ singles / P + 10 s (the constant: the interpreter start, one selection read, the first rotations' ramp-up).
+Target: fleet ≤ singles / P + 10 s (the constant: the interpreter start, one selection read, the first
+rotations' ramp-up).
 Prints both, the ratio and the verdict; exits 1 over target. The namespace is deleted afterwards.
 Usage: scripts/bench_fleet.py [--count N] [--max-parallel P]
 """
