@@ -43,7 +43,7 @@ from kubectl_vcerts.cli.render import (
     stderr_is_terminal,
 )
 from kubectl_vcerts.cli.report import TITLES, plan_lines, report_document
-from kubectl_vcerts.errors import ExitCode, UsageError
+from kubectl_vcerts.errors import AbortedError, ExitCode, UsageError
 from kubectl_vcerts.rotation.fleet import (
     DEFAULT_MAX_PARALLEL,
     FleetResult,
@@ -222,8 +222,6 @@ def run_fleet(
         for line in fleet_plan_lines(planned, request, max_parallel=selection.max_parallel, now=deps.now()):
             deps.err.print(line, markup=False, highlight=False)
         if not confirm(deps, f"Proceed with {len(runnable)} vCluster(s)?", yes=False):
-            from kubectl_vcerts.errors import AbortedError
-
             raise AbortedError("aborted: nothing was changed")
     with display.live(total=len(runnable)), _stop_on_interrupt(stop, display):
         run = runner.run(planned)

@@ -250,7 +250,6 @@ class FleetRunner:
         started = self.clock.now()
         changed: list[str] = []
         agreed: list[bool] = []
-        self.on_start(target)
 
         def confirm(plan: RotationPlan) -> bool:
             # The user confirmed `shown`; NAME-certs must be the version that plan was made from.
@@ -262,6 +261,7 @@ class FleetRunner:
             return True
 
         try:
+            self.on_start(target)
             report = self.run_one(target, confirm)
             result = FleetResult(target, Outcome.DONE, report=report, plan=report.plan, started=started,
                                  finished=self.clock.now())
