@@ -4,6 +4,7 @@ last good series)."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -168,3 +169,52 @@ def test_the_exporter_serves_the_last_good_read_and_says_when_reads_fail() -> No
     assert exporter.refresh() is True
     assert sum(reader.calls.values()) - calls <= 6  # a fixed number of lists per read (+1 forbidden)
     assert recorder.names == {"soon.vcerts-expiring-20261203"}
+
+
+# ------------------------------------------------------------------------------------------ progress
+def _deps(terminal: bool, *, verbose: bool = False) -> tuple[Deps, io.StringIO]:
+
+    from rich.console import Console
+
+    sink = io.StringIO()
+    deps = Deps(target=KubeTarget(), verbose=verbose, now=lambda: NOW)
+    deps._err = Console(file=sink, force_terminal=terminal, width=120, soft_wrap=True)
+    return deps, sink
+
+
+def _finished(name: str, outcome: Outcome = Outcome.DONE, code: int = 0) -> FleetResult:
+    return FleetResult(FleetTarget("ns", name, NOW), outcome, code, "" if code == 0 else "rolled back",
+                       started=NOW, finished=NOW + timedelta(seconds=2))
+
+
+def test_progress_off_a_terminal_is_a_plain_line_per_start_and_end() -> None:
+    from kubectl_vcerts.cli.fleet import FleetProgress
+    from kubectl_vcerts.rotation.ports import ProgressEvent
+
+    deps, sink = _deps(terminal=False)
+    display = FleetProgress(deps)
+    with display.live(total=2):
+        display.start(FleetTarget("ns", "a", NOW))
+        display.step(FleetTarget("ns", "a", NOW), ProgressEvent("write", "wrote a-certs", done=True))
+        display.done(_finished("a"))
+        display.done(_finished("b", Outcome.FAILED, 19))
+    assert sink.getvalue().splitlines() == ["ns/a: started", "✓ ns/a: done (2.0s)",
+                                            "✗ ns/b: rolled back (exit 19): rolled back (2.0s)"]
+    verbose, chatty = _deps(terminal=False, verbose=True)
+    event = ProgressEvent("write", "wrote a-certs", done=True)
+    FleetProgress(verbose).step(FleetTarget("ns", "a", NOW), event)
+    assert chatty.getvalue() == "ns/a: write: wrote a-certs done\n"
+
+
+def test_progress_on_a_terminal_is_a_live_display_that_leaves_the_finished_lines() -> None:
+    from kubectl_vcerts.cli.fleet import FleetProgress
+    from kubectl_vcerts.rotation.ports import ProgressEvent
+
+    deps, sink = _deps(terminal=True)
+    display = FleetProgress(deps)
+    with display.live(total=1):
+        display.start(FleetTarget("ns", "a", NOW))
+        display.step(FleetTarget("ns", "a", NOW), ProgressEvent("wait", "0/1 pods Ready"))
+        display.done(_finished("a"))
+    text = sink.getvalue()
+    assert "✓ ns/a: done (2.0s)" in text and "\x1b[" in text  # drawn with terminal control sequences
