@@ -15,6 +15,7 @@ Logs: one plain line per event on stderr. SIGTERM or SIGINT stop it (exit 0).
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import sys
@@ -64,7 +65,8 @@ def _log(message: str) -> None:
 
 
 class Exporter:
-    """The read loop and what /metrics serves. `read` returns a fresh `check -A` summary."""
+    """One read of the vClusters (`refresh`, the lists of `check -A`) and what /metrics serves from the
+    last one (`metrics`, called on the HTTP server's threads)."""
 
     def __init__(self, deps: Deps, *, all_namespaces: bool, selector: str, warn_within: timedelta,
                  emit_events: bool, reader: VClusterReader | None = None,
@@ -72,7 +74,8 @@ class Exporter:
         from kubectl_vcerts.kube.discovery import open_reader
 
         self.deps = deps
-        # the light REST reader for plain kubeconfigs; in a pod, the kubernetes client's in-cluster config
+        # the light REST client (plain kubeconfigs, and in a pod its ServiceAccount): half the memory of
+        # the kubernetes client, which only exec plugins and the like still need
         self._reader: Any = reader if reader is not None else open_reader(deps.target, deps.session)
         self._recorder = recorder
         self.namespace = None if all_namespaces else self._reader.default_namespace
@@ -92,8 +95,8 @@ class Exporter:
                                 warn_within=self.warn_within, selector=self.selector)
         except VcertsError as exc:
             seconds = time.monotonic() - started
-            with self._lock:
-                self.snapshot.success, self.snapshot.seconds = False, seconds
+            with self._lock:  # the last good series stay: alerts neither flap nor go silent
+                self.snapshot = dataclasses.replace(self.snapshot, success=False, seconds=seconds)
             _log(f"read failed after {seconds:.2f}s: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
             return False
         series = "\n".join(certificate_lines(summary.rows))
