@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from kubectl_vcerts import timefmt
+from kubectl_vcerts import contract, timefmt
 from kubectl_vcerts.kube.client import KubeSession
 from kubectl_vcerts.kube.translate import Target, api_call
 from kubectl_vcerts.rotation.model import PodState
@@ -81,6 +82,24 @@ def _data_on_emptydir(spec: Mapping[str, Any]) -> bool:
     return any(v.get("name") == "data" and v.get("emptyDir") is not None for v in spec.get("volumes") or ())
 
 
+def pki_loaded_at(pod: Mapping[str, Any]) -> datetime | None:
+    """When the running PKI was read: the start of the `syncer` container, which downloads NAME-certs
+    at every start. The kubelet starts a crashed container again in the same pod, so that start, not
+    the pod's, is what counts; None while it is not running (its next start reads the secret as it is
+    then). A pod that reports no syncer container: its own start (status.startTime, else creation)."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or ():
+        if container.get("name") != contract.SYNCER_CONTAINER:
+            continue
+        running = (container.get("state") or {}).get("running")
+        if running is None:
+            return None
+        return timefmt.parse_rfc3339(str(running.get("startedAt") or "")) or timefmt.parse_rfc3339(
+            str(status.get("startTime") or ""))
+    return timefmt.parse_rfc3339(str(status.get("startTime") or meta.get("creationTimestamp") or ""))
+
+
 def pod_state(pod: Mapping[str, Any]) -> PodState:
     meta = pod.get("metadata") or {}
     status = pod.get("status") or {}
@@ -90,7 +109,7 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         status=pod_status(pod),
         ready=_condition_true(status, "Ready"),
         phase=status.get("phase") or "Unknown",
-        started=timefmt.parse_rfc3339(str(status.get("startTime") or meta.get("creationTimestamp") or "")),
+        started=pki_loaded_at(pod),
         ephemeral=_data_on_emptydir(pod.get("spec") or {}),
         revision=str((meta.get("labels") or {}).get(REVISION_LABEL, "")),
     )

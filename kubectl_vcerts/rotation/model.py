@@ -38,7 +38,9 @@ class PodState:
     status: str  # kubectl-printer status: Running, Pending, CrashLoopBackOff, Terminating, ...
     ready: bool
     phase: str
-    started: datetime | None = field(default=None, compare=False)  # status.startTime (else creation)
+    # when its running PKI was read: the syncer container's start (kube.pods.pki_loaded_at); None
+    # while that container is not running
+    started: datetime | None = field(default=None, compare=False)
     # its `data` volume (the chart's name for /data and /var/lib/etcd) is an emptyDir: deleting the
     # pod deletes what it stores there
     ephemeral: bool = field(default=False, compare=False)

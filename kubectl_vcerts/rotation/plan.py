@@ -288,6 +288,32 @@ def data_losses(vcluster: VCluster, steps: Sequence[RestartStep], *, ca_change: 
     return tuple(losses)
 
 
+def majority_gaps(vcluster: VCluster, steps: Sequence[RestartStep]) -> tuple[str, ...]:
+    """One sentence when a step of the restart stops so many members of an etcd cluster, but not all,
+    that those left running are no majority (empty: none does). etcd then serves neither reads nor
+    writes, so the virtual API waits until the members are back: HA embedded etcd with 2 replicas,
+    or 2 deployed-etcd members restarted one by one. Restarting every member together is a stop
+    anyway, and said so by the plan's steps."""
+    if vcluster.backing_store is BackingStore.DEPLOYED_ETCD:
+        holders = vcluster.etcd_pods
+    elif vcluster.backing_store is BackingStore.EMBEDDED_ETCD:
+        holders = vcluster.pods
+    else:
+        return ()
+    members = {p.name for p in holders if not _terminating(p)}
+    for step in steps:
+        stopped = set(step.pods) & members
+        running = len(members - stopped)
+        if stopped and running and running <= len(members) // 2:
+            return (
+                f"restarting {', '.join(sorted(stopped))} leaves {running} of {len(members)} etcd "
+                "members running, not a majority: the virtual API cannot read or write until "
+                f"{'it is' if len(stopped) == 1 else 'they are'} back (3 or more members keep it "
+                "answering through a rolling restart)",
+            )
+    return ()
+
+
 def keep_data_mode(vcluster: VCluster, mode: RestartMode, *, ca_change: bool) -> RestartMode:
     """ROLLING instead of TOGETHER where restarting together would delete the state and one at a
     time would not (members resync); else `mode`."""

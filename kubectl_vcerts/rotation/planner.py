@@ -228,8 +228,10 @@ def make_plan(
 def _guard_restart(plan: RotationPlan, request: OperationRequest, *, ca_change: bool) -> RotationPlan:
     """The refusals of a restart: one that rolls out a template change staged under OnDelete, one that
     deletes the virtual cluster's state (unless --allow-data-loss). With --no-restart the plan says
-    instead which restart would do so."""
-    return _guard_data(_guard_staged(plan, request), request, ca_change=ca_change)
+    instead which restart would do so. A restart that leaves etcd without a majority is said."""
+    plan = _guard_data(_guard_staged(plan, request), request, ca_change=ca_change)
+    gaps = planning.majority_gaps(plan.vcluster, plan.restart_steps) if plan.restart else ()
+    return replace(plan, notes=(*plan.notes, *gaps)) if gaps else plan
 
 
 def _guard_staged(plan: RotationPlan, request: OperationRequest) -> RotationPlan:

@@ -144,3 +144,29 @@ def test_an_expired_vcluster_is_brought_back_to_a_working_api_server(
         fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
         got = kubectl(fresh, "get", "namespaces")
         assert got.returncode == 0, got.stderr
+
+
+def test_a_crash_looping_pod_runs_a_rotation_written_without_restart_once_the_kubelet_starts_it_again(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+) -> None:
+    """The kubelet starts a crashed syncer container again in the same pod, and each start reads
+    NAME-certs: a rotation written with --no-restart is then running although the pod is as old as
+    before, and `check` must not call it "not restarted" (it reads the container's start)."""
+    config = Path(kube_cluster.kubeconfig)
+    vc = make_vcluster(emulated_readiness=True, version="0.32.0", expired_leaves=True)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        broken = emulator.wait_for(timeout=120, serving=False)
+        assert broken.crashed is not None and "expired" in broken.crashed
+        result = plugin(config, vc.namespace, "rotate", vc.name, "--yes", "--force", "--no-restart")
+        assert result.returncode == 0, result.stderr
+        healed = wait_serving(emulator, broken)
+        assert healed.pod_uid == broken.pod_uid and healed.restarts >= 1  # same pod, a container restart
+        pod = kube_session.core.read_namespaced_pod(healed.pod_name, vc.namespace)
+        assert pod.status.container_statuses[0].restart_count == healed.restarts
+        assert pod.status.start_time < healed.began.replace(microsecond=0)
+        check = plugin(config, vc.namespace, "check", vc.name, "-o", "json")
+        assert check.returncode == 0, check.stderr
+        assert json.loads(check.stdout)["notRestarted"] is None, check.stdout
+        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        got = kubectl(fresh, "get", "namespaces")
+        assert got.returncode == 0, got.stderr

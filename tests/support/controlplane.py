@@ -61,13 +61,7 @@ class RunningControlPlane:
     def stop(self) -> None:
         """Terminate kube-apiserver, then etcd, and wait for both."""
         for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
+            stop_process(proc)
         self.processes.clear()
 
     def log_tail(self, lines: int = 40) -> str:
@@ -87,14 +81,21 @@ class RunningControlPlane:
         self.stop()
 
 
-def _etcd_args(pki: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
+def etcd_args(pki: Path, data_dir: Path, client_port: int, peer_port: int, *, name: str = "vcluster",
+              initial_cluster: str | None = None, token: str | None = None,
+              metrics_port: int | None = None) -> list[str]:
+    """etcd's flags for a member `name` on loopback, TLS from `pki`/etcd; alone unless
+    `initial_cluster` ("name=peer-url,…") and `token` name the cluster it bootstraps with; with
+    `metrics_port`, /metrics, /livez and /readyz on plain HTTP there (the chart's probes use 2381)."""
     client, peer = f"https://127.0.0.1:{client_port}", f"https://127.0.0.1:{peer_port}"
     etcd = pki / "etcd"
     return [
-        "--name=vcluster", f"--data-dir={data_dir}",
+        f"--name={name}", f"--data-dir={data_dir}",
         f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
         f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=vcluster={peer}", "--initial-cluster-state=new",
+        f"--initial-cluster={initial_cluster or f'{name}={peer}'}", "--initial-cluster-state=new",
+        *([f"--initial-cluster-token={token}"] if token else []),
+        *([f"--listen-metrics-urls=http://127.0.0.1:{metrics_port}"] if metrics_port else []),
         f"--cert-file={etcd / 'server.crt'}", f"--key-file={etcd / 'server.key'}",
         "--client-cert-auth", f"--trusted-ca-file={etcd / 'ca.crt'}",
         f"--peer-cert-file={etcd / 'peer.crt'}", f"--peer-key-file={etcd / 'peer.key'}",
@@ -132,6 +133,24 @@ def _apiserver_args(pki: Path, etcd_endpoint: str, port: int, workdir: Path) -> 
     ]
 
 
+def spawn(executable: Path, args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    """`executable ARGS` in its own session, output appended to `log`, no stdin."""
+    with log.open("ab") as out:
+        return subprocess.Popen([str(executable), *args], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL when it is still there after STOP_TIMEOUT; waits for it."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT)
+
+
 def _serving_ca(pki: Path) -> Path:
     server_ca = pki / "server-ca.crt"
     return server_ca if server_ca.exists() else pki / "ca.crt"
@@ -160,11 +179,9 @@ def start_etcd(pki_dir: Path, workdir: Path, *, etcd: Path | None = None, timeou
     store = RunningControlPlane(server="", ca_file=pki / "etcd" / "ca.crt", logs=logs,
                                 etcd_endpoint=f"https://127.0.0.1:{client_port}")
     try:
-        with (logs / "etcd.log").open("ab") as log:
-            store.processes.append(subprocess.Popen(
-                [str(etcd or binary("etcd")),
-                 *_etcd_args(pki, workdir / "etcd-data", client_port, peer_port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+        store.processes.append(spawn(etcd or binary("etcd"),
+                                     etcd_args(pki, workdir / "etcd-data", client_port, peer_port),
+                                     logs / "etcd.log"))
 
         def listening() -> bool:
             if store.processes[0].poll() is not None:
@@ -206,16 +223,13 @@ def start_control_plane(pki_dir: Path, workdir: Path, *, etcd: Path | None = Non
     names = ("kube-apiserver",) if external else ("etcd", "kube-apiserver")
     try:
         if not external:
-            with (logs / "etcd.log").open("ab") as log:
-                plane.processes.append(subprocess.Popen(
-                    [str(etcd or binary("etcd")),
-                     *_etcd_args(pki, workdir / "etcd-data", client_port, peer_port)],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
-        with (logs / "kube-apiserver.log").open("ab") as log:
-            plane.processes.append(subprocess.Popen(
-                [str(apiserver or binary("kube-apiserver")),
-                 *_apiserver_args(pki, etcd_endpoint, api_port, workdir), *extra_apiserver_args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+            plane.processes.append(spawn(etcd or binary("etcd"),
+                                         etcd_args(pki, workdir / "etcd-data", client_port, peer_port),
+                                         logs / "etcd.log"))
+        plane.processes.append(spawn(
+            apiserver or binary("kube-apiserver"),
+            [*_apiserver_args(pki, etcd_endpoint, api_port, workdir), *extra_apiserver_args],
+            logs / "kube-apiserver.log"))
         def ready() -> bool:
             exited = [name for name, p in zip(names, plane.processes, strict=False) if p.poll() is not None]
             if exited:

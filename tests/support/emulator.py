@@ -3,7 +3,8 @@
 kwok runs no containers, so nothing on the host uses the certificates `kubectl vcerts` writes. This
 closes the gap. `Emulator(kubeconfig, namespace, name, workdir)` polls the pods
 `app=vcluster,release=NAME`; for every new control-plane pod (new UID) that is Running — each HA
-replica and each pod of a surge rollout on its own — it does what vCluster does at start-up
+replica and each pod of a surge rollout on its own, all at once on threads of their own (so their
+writes of the secret race as the real replicas' do) — it does what vCluster does at start-up
 (loft-sh/vcluster `pkg/certs/ensure.go`, `pkg/util/kubeconfig/kubeconfig.go`):
 
   1. read `NAME-certs` (missing → generate a PKI with the REAL kubeadm and create the secret, as
@@ -22,11 +23,14 @@ replica and each pod of a surge rollout on its own — it does what vCluster doe
      `ensureKubeConfigsTrustServerCA` do);
   4. start a REAL etcd + kube-apiserver from that directory with the k8s distro's flags on free
      loopback ports (`tests.support.controlplane.start_control_plane`); etcd data lives on the same
-     volume, so objects survive a restart on a PVC and not on an emptyDir. With deployed etcd
-     (`controlPlane.backingStore.etcd.deploy`) every plane's kube-apiserver uses one REAL etcd instead
-     (`Store`: NAME-certs' etcd files rewritten in place when the secret changes, as the secret
-     volume of the NAME-etcd pods is; started again when one of those pods is replaced; its data
-     wiped when all were replaced at once from emptyDirs); in front of it the syncer's
+     volume, so objects survive a restart on a PVC and not on an emptyDir. With HA embedded etcd the
+     replicas' etcds are the members of ONE real cluster (`tests.support.etcd_cluster`: each pod's
+     member on its volume with the certificates it downloaded; a majority needed). With deployed etcd
+     (`controlPlane.backingStore.etcd.deploy`) every plane's kube-apiserver uses the NAME-etcd
+     members instead (`Store`: one real member per NAME-etcd pod, one cluster, NAME-certs' etcd files
+     rewritten in place when the secret changes, as the pods' secret volume is; a member starts with
+     its pod on that pod's volume, and such pods labelled for emulated readiness turn Ready when
+     etcd's /readyz answers, the chart's startup probe); in front of it the syncer's
      API (`tests.support.syncer_proxy`): its own in-memory ECDSA serving certificate signed by the
      first certificate of server-ca.crt, client certificates checked against client-ca.crt;
   5. publish `kube-root-ca.crt` (= server-ca.crt) in kube-system, default and kube-public, as the
@@ -50,8 +54,12 @@ whatever the secret holds then. Differences from vCluster, on purpose:
   * a control plane that could not work is not started: a serving CA that has expired (vCluster's
     syncer fails with "expired CA certificate: …") or an expired certificate etcd/kube-apiserver need.
     The generation is recorded as crashed with that reason — this saves the minutes a doomed start
-    would wait; a crashed pod is not started again until it is replaced (the kubelet would retry);
-  * HA replicas each run their own etcd, not one etcd cluster (each replica's objects are its own);
+    would wait. Like the kubelet, the emulator then starts the same pod's container again after a
+    back-off that doubles (`crash_backoff`, capped at 16 times it; the kubelet: 10 s up to 5 min):
+    the same volume, the secret as it is then, a restart count and a container start time in the
+    pod's status, the pod's own start time unchanged;
+  * pods start the moment kwok schedules them (no image pull, no probe delays), so a restarted
+    etcd member is back within seconds: a stall a real restart makes visible can stay unseen;
   * no kube-controller-manager/scheduler run in the virtual cluster (nodes are plain objects).
 
 Use it as a context manager or `start()`/`stop()` (a daemon thread), or as a process for the demo:
@@ -84,8 +92,9 @@ from cryptography import x509
 
 from kubectl_vcerts.kube.client import KubeSession, KubeTarget, connect
 from tests.support.cert_watcher import CertWatcher
-from tests.support.controlplane import RunningControlPlane, start_control_plane, start_etcd
+from tests.support.controlplane import RunningControlPlane, start_control_plane
 from tests.support.devcluster import EMULATED_READINESS_LABEL
+from tests.support.etcd_cluster import EtcdCluster
 from tests.support.kubeadm_pki import (
     FILE_TO_KEY,
     KEY_TO_FILE,
@@ -104,6 +113,8 @@ RENEWAL_THRESHOLD = timedelta(days=90)  # pkg/util/certhelper: IsCertExpired ⇔
 RENEWAL_SINCE = (0, 33)  # start-up renewal of expiring leaves (#3626)
 WATCHER_SINCE = (0, 34)  # the cert watcher
 POLL_SECONDS = 0.3
+CRASH_BACKOFF = 2.0  # seconds before a crashed start-up runs again in the same pod (kubelet: 10 s)
+CRASH_BACKOFF_CAP = 16  # the back-off stops doubling at 16 times the first (kubelet: 300 s / 10 s)
 START_TIMEOUT = 90.0
 # Files vCluster's removeFiles keeps on a leaf renewal: sa.* and CA files (basename ca.* or *-ca.*).
 ROOT_CA_NAMESPACES = ("kube-system", "default", "kube-public")
@@ -125,9 +136,12 @@ class Generation:
     renewed: tuple[str, ...] = ()  # secret keys the start-up renewal re-issued
     generated: bool = False  # NAME-certs was missing and got created
     crashed: str | None = None  # why it could not start
+    restarts: int = 0  # earlier container starts of the same pod that crashed (the kubelet's count)
+    began: datetime = field(default_factory=lambda: datetime.now(UTC))  # this container start
     plane: RunningControlPlane | None = field(default=None, repr=False)
     syncer: SyncerProxy | None = field(default=None, repr=False)
     watcher: CertWatcher | None = field(default=None, repr=False)  # vCluster >= 0.34, when asked for
+    member: str | None = None  # its member of the HA embedded etcd cluster
 
     @property
     def serving(self) -> bool:
@@ -329,47 +343,69 @@ def volume_key(pod: Any) -> str:
     return f"pod-{pod.metadata.uid}"
 
 
-def readiness_status(pod: Any, *, serving: bool) -> dict[str, Any]:
-    """A status patch: Ready with running containers, or not Ready with them crash-looping."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _rfc3339(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def readiness_status(pod: Any, *, serving: bool, restarts: int = 0, began: datetime | None = None,
+                     previous: datetime | None = None) -> dict[str, Any]:
+    """A status patch as the kubelet writes it: Ready with the containers running since `began` (this
+    container start), or not Ready with them crash-looping (waiting, the start that crashed as the last
+    state); `restarts` earlier starts crashed, the last of them began at `previous`."""
+    now = datetime.now(UTC)
+    began = began or now
     flag = "True" if serving else "False"
-    conditions = [{"type": kind, "status": flag, "lastTransitionTime": now,
+    conditions = [{"type": kind, "status": flag, "lastTransitionTime": _rfc3339(now),
                    **({} if serving else {"reason": "ContainersNotReady"})}
                   for kind in ("Ready", "ContainersReady")]
-    state: dict[str, Any] = (
-        {"running": {"startedAt": now}} if serving
-        else {"waiting": {"reason": "CrashLoopBackOff", "message": "emulated: the plane cannot start"}}
-    )
+    if serving:
+        state: dict[str, Any] = {"running": {"startedAt": _rfc3339(began)}}
+        count, last = restarts, previous
+    else:
+        state = {"waiting": {"reason": "CrashLoopBackOff", "message": "emulated: the plane cannot start"}}
+        count, last = restarts + 1, began
+    last_state = ({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": _rfc3339(last),
+                                  "finishedAt": _rfc3339(now)}} if last is not None and count else {})
     statuses = [{"name": c.name, "image": c.image, "ready": serving, "started": serving,
-                 "restartCount": 0 if serving else 1, "state": state} for c in pod.spec.containers]
+                 "restartCount": count, "state": state, "lastState": last_state}
+                for c in pod.spec.containers]
     return {"status": {"conditions": conditions, "containerStatuses": statuses}}
 
 
 class Store:
-    """Deployed etcd (`NAME-etcd`) as one REAL etcd that every emulated control plane uses.
+    """Deployed etcd (`NAME-etcd`): one REAL etcd member per NAME-etcd pod, all of one cluster
+    (`tests.support.etcd_cluster`), which every emulated control plane uses.
 
-    Its certificate files are NAME-certs' etcd entries, rewritten in place whenever the secret changes
-    (the etcd pods mount NAME-certs as a secret volume, which the kubelet updates); etcd reads its key
-    pair at every handshake but its trusted CA only at start. It is started again when an etcd pod is
-    replaced, from the files as they are then; when every member was replaced at once and their `data`
-    is an emptyDir, with no data (chart: etcd-statefulset.yaml)."""
+    The members' certificate files are NAME-certs' etcd entries, rewritten in place whenever the secret
+    changes (the etcd pods mount NAME-certs as a secret volume, which the kubelet updates); etcd reads
+    its key pair at every handshake but its trusted CA only at start. A member starts when its pod
+    appears (a new uid: the pod was replaced) on that pod's `data` volume — its PVC, kept per claim, or
+    an emptyDir, new with every pod — and stops when its pod goes (chart: etcd-statefulset.yaml). What
+    etcd does then is etcd's: a member back on its data rejoins, one back without data while the
+    others run is refused, a majority is needed to serve."""
 
     FILES: ClassVar[dict[str, str]] = {
         "etcd-ca.crt": "ca.crt", "etcd-server.crt": "server.crt", "etcd-server.key": "server.key",
         "etcd-peer.crt": "peer.crt", "etcd-peer.key": "peer.key"}
 
-    def __init__(self, session: KubeSession, namespace: str, name: str, workdir: Path) -> None:
+    def __init__(self, session: KubeSession, namespace: str, name: str, workdir: Path, *,
+                 replicas: int = 1) -> None:
         self.session, self.namespace, self.name, self.workdir = session, namespace, name, workdir
-        self.etcd: RunningControlPlane | None = None
-        self._port: int | None = None  # kept across restarts, as the Service NAME-etcd is
-        self.generation = 0  # how many times etcd was started
+        self.cluster = EtcdCluster([f"{name}-etcd-{i}" for i in range(replicas)], workdir, token=name)
         self._version = ""
-        self._members: set[str] = set()
+        self._lock = threading.RLock()
+        self._reported: set[str] = set()  # pod uids reported Ready
 
-    def _pods(self) -> list[Any]:
-        return [p for p in self.session.core.list_namespaced_pod(
+    @property
+    def generation(self) -> int:
+        """How many times a member was started."""
+        return self.cluster.starts
+
+    def _pods(self) -> dict[str, Any]:
+        pods = self.session.core.list_namespaced_pod(
             self.namespace, label_selector=f"app=vcluster-etcd,release={self.name}").items
-            if p.metadata.deletion_timestamp is None]
+        return {p.metadata.name: p for p in pods if p.metadata.deletion_timestamp is None
+                and (p.status.phase if p.status else "") == "Running"}
 
     def _refresh_files(self) -> None:
         secret = self.session.core.read_namespaced_secret(f"{self.name}-certs", self.namespace)
@@ -387,46 +423,49 @@ class Store:
                 staged.replace(target / file)
 
     def endpoint(self) -> str:
-        """The address for a starting plane, once the etcd pods are there (while they are being replaced
-        none is, and a plane started against the old etcd would fail where the real one retries)."""
+        """The addresses for a starting plane, once the etcd pods are there (while they are being
+        replaced none is, and a plane started against the old members would fail where the real one
+        retries)."""
         deadline = time.monotonic() + START_TIMEOUT
         while not self._pods() and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
-        if self.etcd is None:
-            self._start(wipe=False)
-        else:
-            self.tend()
-        assert self.etcd is not None
-        return self.etcd.etcd_endpoint
-
-    def _start(self, *, wipe: bool) -> None:
-        self._refresh_files()
-        pods = self._pods()
-        self._members = {p.metadata.uid for p in pods}
-        if wipe:
-            shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
-        self.etcd = start_etcd(self.workdir / "pki", self.workdir, timeout=START_TIMEOUT,
-                               client_port=self._port)
-        self._port = int(self.etcd.etcd_endpoint.rsplit(":", 1)[1])
-        self.generation += 1
+        self.tend()
+        return self.cluster.endpoints
 
     def tend(self) -> None:
-        """Follow the secret (files in place) and the etcd pods (a replaced member restarts etcd)."""
-        if self.etcd is None:
+        """Follow the secret (files in place) and the etcd pods (members stop with their pod and start
+        with a new one)."""
+        with self._lock:
+            self._refresh_files()
+            pods = self._pods()
+            for member in self.cluster.members.values():
+                pod = pods.get(member.name)
+                if member.owner and (pod is None or pod.metadata.uid != member.owner):
+                    self.cluster.stop(member.name)
+            for name, pod in pods.items():
+                wanted = self.cluster.members.get(name)
+                if wanted is not None and wanted.owner != pod.metadata.uid:
+                    self.cluster.start(name, pki=self.workdir / "pki", owner=pod.metadata.uid,
+                                       data_dir=self.workdir / "volumes" / volume_key(pod) / "etcd-data")
+            for name, pod in pods.items():
+                self._report_ready(name, pod)
+
+    def _report_ready(self, name: str, pod: Any) -> None:
+        """A pod labelled for emulated readiness turns Ready once its member's /readyz answers (the
+        chart's startup probe; no readiness probe after it, so it stays Ready)."""
+        uid = pod.metadata.uid
+        if EMULATED_READINESS_LABEL not in (pod.metadata.labels or {}) or uid in self._reported:
             return
-        self._refresh_files()
-        pods = self._pods()
-        members = {p.metadata.uid for p in pods}
-        if not members or members >= self._members:
-            return  # none running (being replaced: wait), or nobody replaced
-        ephemeral = all(volume_key(p).startswith("pod-") for p in pods)
-        self.etcd.stop()
-        self._start(wipe=ephemeral and not (members & self._members))
+        member = self.cluster.members.get(name)
+        if member is None or member.owner != uid or not self.cluster.ready(name):
+            return
+        with contextlib.suppress(Exception):  # the pod may be gone already
+            self.session.core.patch_namespaced_pod_status(name, self.namespace,
+                                                          readiness_status(pod, serving=True))
+            self._reported.add(uid)
 
     def stop(self) -> None:
-        if self.etcd is not None:
-            self.etcd.stop()
-            self.etcd = None
+        self.cluster.stop_all()
 
 
 class Forwarder:
@@ -523,9 +562,11 @@ class Emulator:
         workdir: Path | None = None,
         poll_seconds: float = POLL_SECONDS,
         watcher_interval: float | None = None,
+        crash_backoff: float = CRASH_BACKOFF,
     ) -> None:
         """`watcher_interval`: run vCluster's cert watcher (>= 0.34) in every pod, ticking that often
-        (seconds; vCluster: a day). None: no watcher."""
+        (seconds; vCluster: a day). None: no watcher. `crash_backoff`: seconds before a crashed
+        start-up is tried again in the same pod, doubled after each crash (see the module docstring)."""
         self.kubeconfig = Path(kubeconfig)
         self.namespace = namespace
         self.name = name
@@ -533,6 +574,7 @@ class Emulator:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"vcerts-emu-{name}-"))
         self.poll_seconds = poll_seconds
         self.watcher_interval = watcher_interval
+        self.crash_backoff = crash_backoff
         self.generations: list[Generation] = []
         self.errors: list[str] = []
         self._cond = threading.Condition()
@@ -540,7 +582,12 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._session: KubeSession | None = None
         self._handled: set[str] = set()  # pod uids whose start-up ran
+        self._starting: set[str] = set()  # pod uids whose start-up runs now (each on its own thread)
+        self._starters: list[threading.Thread] = []
+        # pod uid -> (its generation that crashed last, when the kubelet starts it again)
+        self._crash_loops: dict[str, tuple[Generation, float]] = {}
         self._store: Store | None = None  # deployed etcd, when the vCluster has it
+        self._members: EtcdCluster | None = None  # HA embedded etcd: one member per replica
         self.forwarder: Forwarder | None = None
 
     # ---------------------------------------------------------------------------- lifecycle
@@ -554,7 +601,9 @@ class Emulator:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=START_TIMEOUT + 30)  # a start under way finishes first
+            self._thread.join(timeout=START_TIMEOUT + 30)
+        for starter in list(self._starters):  # a start under way finishes first
+            starter.join(timeout=START_TIMEOUT + 30)
         self._stop_all()
         if self.forwarder is not None:
             self.forwarder.close()
@@ -577,22 +626,23 @@ class Emulator:
         return self._store
 
     def wait_for(self, *, after: int = 0, timeout: float = START_TIMEOUT, serving: bool = True) -> Generation:
-        """The first generation numbered > `after` that finished starting (serving, or crashed when
-        `serving=False`); raises TimeoutError with what happened otherwise."""
+        """The newest generation numbered > `after` that serves (with `serving=False`: that finished
+        starting, serving or crashed); raises TimeoutError with what happened otherwise. A crashed
+        start-up is not the end (the pod's container is started again), so only the time is."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                done = [g for g in self.generations if g.number > after and (g.serving or g.crashed)]
+                done = [g for g in self.generations if g.number > after
+                        and (g.serving or (g.crashed and not serving))]
                 if done:
-                    gen = done[-1]
-                    if serving and not gen.serving:
-                        raise RuntimeError(f"emulated control plane #{gen.number} crashed: {gen.crashed}")
-                    return gen
+                    return done[-1]
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    crashes = [f"#{g.number} {g.pod_name}: {g.crashed}" for g in self.generations
+                               if g.number > after and g.crashed][-3:]
                     raise TimeoutError(
                         f"no emulated control plane after #{after} within {timeout:.0f}s; "
-                        f"errors: {self.errors[-3:]}"
+                        f"crashed: {crashes}; errors: {self.errors[-3:]}"
                     )
                 self._cond.wait(min(left, 1.0))
 
@@ -628,10 +678,41 @@ class Emulator:
                 self._stop_generation(gen)
         if self._store is not None:
             self._store.tend()
-        for uid, pod in live.items():  # every pod its own start-up (HA replicas, a surge rollout)
-            if uid not in self._handled:
-                self._handled.add(uid)
-                self._start_generation(pod)
+        with self._cond:
+            for uid in [uid for uid in self._crash_loops if uid not in live]:
+                del self._crash_loops[uid]
+            # every pod its own start-up, all at once (HA replicas, a surge rollout)
+            for uid, pod in live.items():
+                if uid in self._starting:
+                    continue
+                if uid not in self._handled:
+                    self._handled.add(uid)
+                    self._spawn(pod, None)
+                elif uid in self._crash_loops and self._crash_loops[uid][1] <= time.monotonic():
+                    self._spawn(pod, self._crash_loops.pop(uid)[0])
+            self._starters = [t for t in self._starters if t.is_alive()]
+
+    def _spawn(self, pod: Any, after: Generation | None) -> None:
+        """A start-up of `pod` on a thread of its own (the caller holds `_cond`): the replicas of a
+        StatefulSet with podManagementPolicy Parallel start together, and one member of an etcd
+        cluster cannot serve before the others run."""
+        uid = pod.metadata.uid
+        self._starting.add(uid)
+
+        def run() -> None:
+            try:
+                self._start_generation(pod, after=after)
+            except Exception as exc:  # keep playing; tests read .errors
+                with self._cond:
+                    self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            finally:
+                with self._cond:
+                    self._starting.discard(uid)
+                    self._cond.notify_all()
+
+        thread = threading.Thread(target=run, name=f"emulator-start-{pod.metadata.name}", daemon=True)
+        self._starters.append(thread)
+        thread.start()
 
     def _running(self) -> list[Generation]:
         with self._cond:
@@ -655,12 +736,15 @@ class Emulator:
             syncer.stop()
         if plane is not None:
             plane.stop()
+        self._stop_member(gen)
 
     def _stop_all(self) -> None:
         for gen in self._running():
             self._stop_generation(gen)
         if self._store is not None:
             self._store.stop()
+        if self._members is not None:
+            self._members.stop_all()
 
     # ---------------------------------------------------------------------------- start-up
     def _read_secret(self, name: str) -> Any | None:
@@ -705,31 +789,37 @@ class Emulator:
             cidr = None
         return cidr or "10.96.0.0/12"
 
-    def _start_generation(self, pod: Any) -> None:
+    def _start_generation(self, pod: Any, *, after: Generation | None = None) -> None:
+        """A container start in `pod`: its first, or the kubelet's restart `after` a crashed one."""
         assert self._session is not None
         with self._cond:
             gen = Generation(
                 number=len(self.generations) + 1, pod_uid=pod.metadata.uid, pod_name=pod.metadata.name,
-                volume=volume_key(pod),
+                volume=volume_key(pod), restarts=after.restarts + 1 if after else 0,
             )
             self.generations.append(gen)
         try:
             self._start(gen)
         except Exception as exc:
             gen.crashed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        if gen.crashed is not None:  # the kubelet's back-off: base, doubled per crash, capped
+            delay = min(self.crash_backoff * 2 ** gen.restarts, self.crash_backoff * CRASH_BACKOFF_CAP)
+            with self._cond:
+                self._crash_loops[gen.pod_uid] = (gen, time.monotonic() + delay)
         self._route()
-        self._report_readiness(pod, gen)
+        self._report_readiness(pod, gen, previous=after)
         with self._cond:
             self._cond.notify_all()
 
-    def _report_readiness(self, pod: Any, gen: Generation) -> None:
+    def _report_readiness(self, pod: Any, gen: Generation, *, previous: Generation | None) -> None:
         """The pod's readiness as the kubelet would report it (pods labelled for emulated readiness)."""
         if EMULATED_READINESS_LABEL not in (pod.metadata.labels or {}):
             return
         assert self._session is not None
+        status = readiness_status(pod, serving=gen.serving, restarts=gen.restarts, began=gen.began,
+                                  previous=previous.began if previous else None)
         with contextlib.suppress(Exception):  # the pod may be gone already
-            self._session.core.patch_namespaced_pod_status(
-                pod.metadata.name, self.namespace, readiness_status(pod, serving=gen.serving))
+            self._session.core.patch_namespaced_pod_status(pod.metadata.name, self.namespace, status)
 
     def _start(self, gen: Generation) -> None:
         assert self._session is not None
@@ -779,13 +869,12 @@ class Emulator:
         if reason is not None:
             gen.crashed = reason
             return
-        endpoint = None
-        if ((values.get("controlPlane") or {}).get("backingStore") or {}).get("etcd", {}).get(
-                "deploy", {}).get("enabled"):
-            if self._store is None:
-                self._store = Store(self._session, self.namespace, self.name, self.workdir / "store")
-            endpoint = self._store.endpoint()
-        plane = start_control_plane(pki, volume / "plane", timeout=START_TIMEOUT, etcd_endpoint=endpoint)
+        endpoint = self._etcd_endpoint(gen, values, pki, volume)
+        try:
+            plane = start_control_plane(pki, volume / "plane", timeout=START_TIMEOUT, etcd_endpoint=endpoint)
+        except BaseException:
+            self._stop_member(gen)
+            raise
         gen.plane = plane
         assert self.forwarder is not None
         try:
@@ -800,6 +889,7 @@ class Emulator:
                 gen.syncer = None
             plane.stop()
             gen.plane = None
+            self._stop_member(gen)
             raise
         gen.server, gen.apiserver, gen.ca_file = server, plane.server, plane.ca_file
         if self.watcher_interval is not None and _version_tuple(tag or "0.36.0") >= WATCHER_SINCE:
@@ -807,6 +897,45 @@ class Emulator:
                                       volume / f"watcher-{gen.number}", values=values,
                                       service_cidr=service_cidr, holder=gen.pod_name,
                                       interval=self.watcher_interval).start()
+
+    def _etcd_endpoint(self, gen: Generation, values: Mapping[str, Any], pki: Path,
+                       volume: Path) -> str | None:
+        """Where the plane's kube-apiserver finds etcd: deployed etcd's members (`Store`); with HA
+        embedded etcd this pod's member of the replicas' one cluster, started here on the pod's
+        volume with the certificates it downloaded; None: the plane runs its own etcd (embedded etcd
+        of one replica; the embedded database is played by etcd too)."""
+        assert self._session is not None
+        plane = values.get("controlPlane") or {}
+        etcd = (plane.get("backingStore") or {}).get("etcd") or {}
+        if (etcd.get("deploy") or {}).get("enabled"):
+            with self._cond:
+                if self._store is None:
+                    replicas = int(((etcd["deploy"].get("statefulSet") or {}).get("highAvailability") or {})
+                                   .get("replicas") or 1)
+                    self._store = Store(self._session, self.namespace, self.name, self.workdir / "store",
+                                        replicas=replicas)
+            return self._store.endpoint()
+        replicas = int(((plane.get("statefulSet") or {}).get("highAvailability") or {}).get("replicas") or 1)
+        if not (etcd.get("embedded") or {}).get("enabled") or replicas < 2:
+            return None
+        with self._cond:
+            if self._members is None:
+                self._members = EtcdCluster([f"{self.name}-{i}" for i in range(replicas)],
+                                            self.workdir / "embedded-etcd", token=self.name)
+        if gen.pod_name not in self._members.members:
+            raise RuntimeError(f"{gen.pod_name} is not a member of the embedded etcd cluster")
+        member = self._members.start(gen.pod_name, pki=pki, data_dir=volume / "plane" / "etcd-data",
+                                     owner=gen.pod_uid)
+        gen.member = gen.pod_name
+        if not member.alive:
+            raise RuntimeError(f"etcd member {gen.pod_name} exited: "
+                               f"{self._members.log_tail(gen.pod_name, 1)[-200:]}")
+        return member.client_url
+
+    def _stop_member(self, gen: Generation) -> None:
+        members, name = self._members, gen.member
+        if name is not None and members is not None and members.members[name].owner == gen.pod_uid:
+            members.stop(name)
 
     def _start_syncer(self, gen: Generation, pki: Path, plane: RunningControlPlane, data: Mapping[str, bytes],
                       values: Mapping[str, Any], *, now: datetime) -> SyncerProxy:
@@ -868,16 +997,21 @@ class Emulator:
         data = _b64(vc_secret_data(admin_conf, server))
         name = f"vc-{self.name}"
         if self._read_secret(name) is None:
-            self._session.core.create_namespaced_secret(
-                self.namespace,
-                {
-                    "metadata": {"name": name, "labels": {"app": "vcluster", "vcluster-name": self.name}},
-                    "type": "Opaque",
-                    "data": data,
-                },
-            )
-        else:
-            self._session.core.patch_namespaced_secret(name, self.namespace, {"data": data})
+            try:
+                self._session.core.create_namespaced_secret(
+                    self.namespace,
+                    {
+                        "metadata": {"name": name,
+                                     "labels": {"app": "vcluster", "vcluster-name": self.name}},
+                        "type": "Opaque",
+                        "data": data,
+                    },
+                )
+                return
+            except Exception as exc:  # another replica created it just now: patch it, as CreateOrPatch does
+                if getattr(exc, "status", None) != 409:
+                    raise
+        self._session.core.patch_namespaced_secret(name, self.namespace, {"data": data})
 
 
 def main(argv: list[str] | None = None) -> int:

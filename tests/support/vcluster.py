@@ -64,6 +64,7 @@ class VClusterSpec:
 
     version: str = DEFAULT_VERSION  # tag of the syncer image
     replicas: int = 1  # controlPlane.statefulSet.highAvailability.replicas (and of NAME-etcd)
+    etcd_replicas: int | None = None  # NAME-etcd's replicas when not `replicas`
     persistence: bool = True  # StatefulSet + volumeClaimTemplates; False → Deployment + emptyDir
     deployed_etcd: bool = False  # controlPlane.backingStore.etcd.deploy.enabled → StatefulSet NAME-etcd
     etcd_persistence: bool = True  # NAME-etcd with volumeClaimTemplates `data`; False → emptyDir `data`
@@ -85,8 +86,12 @@ class VClusterSpec:
     def __post_init__(self) -> None:
         if self.distro not in {"k8s", "k3s"}:
             raise ValueError(f"distro must be k8s or k3s, not {self.distro!r}")
-        if self.replicas < 1:
+        if self.replicas < 1 or (self.etcd_replicas is not None and self.etcd_replicas < 1):
             raise ValueError("replicas must be >= 1")
+
+    @property
+    def etcd_members(self) -> int:
+        return self.etcd_replicas if self.etcd_replicas is not None else self.replicas
 
     @property
     def kind(self) -> str:
@@ -183,7 +188,7 @@ def vc_config(name: str, namespace: str, spec: VClusterSpec) -> dict[str, Any]:
                     "embedded": {"enabled": store == "embedded-etcd"},
                     "deploy": {"enabled": store == "deployed-etcd",
                                "statefulSet": {"enabled": store == "deployed-etcd",
-                                               "highAvailability": {"replicas": spec.replicas},
+                                               "highAvailability": {"replicas": spec.etcd_members},
                                                "persistence": {"volumeClaim": {
                                                    "enabled": spec.etcd_persistence}}}},
                     "external": {"enabled": False},
@@ -325,6 +330,8 @@ def _workload(name: str, namespace: str, spec: VClusterSpec, config_hash: str) -
 def _etcd_statefulset(name: str, namespace: str, spec: VClusterSpec) -> dict[str, Any]:
     etcd = f"{name}-etcd"
     labels = {"app": "vcluster-etcd", "release": name}
+    # with emulated readiness a member is Ready once etcd's /readyz answers (the chart's startup probe)
+    template_labels = {**labels, EMULATED_READINESS_LABEL: "emulated"} if spec.emulated_readiness else labels
     pki = "/run/config/pki"
     command = [
         "etcd", f"--cert-file={pki}/etcd-server.crt", f"--key-file={pki}/etcd-server.key",
@@ -339,10 +346,11 @@ def _etcd_statefulset(name: str, namespace: str, spec: VClusterSpec) -> dict[str
         "metadata": {"name": etcd, "namespace": namespace,
                      "labels": _chart_labels(name, spec, "vcluster-etcd")},
         "spec": {
-            "replicas": spec.replicas, "serviceName": f"{etcd}-headless", "podManagementPolicy": "Parallel",
+            "replicas": spec.etcd_members, "serviceName": f"{etcd}-headless",
+            "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": template_labels},
                 "spec": {
                     "terminationGracePeriodSeconds": 10,
                     "containers": [{
@@ -458,7 +466,7 @@ def create_vcluster(
         core.create_namespaced_service(ns, _service(f"{etcd}-headless", ns, etcd_labels, etcd_selector,
                                                     etcd_ports, headless=True))
         if spec.etcd_persistence:
-            volumes += _create_volumes(session, ns, etcd, spec.replicas)
+            volumes += _create_volumes(session, ns, etcd, spec.etcd_members)
         apps.create_namespaced_stateful_set(ns, _etcd_statefulset(name, ns, spec))
     if spec.kind == "StatefulSet" and spec.persistence:
         volumes += _create_volumes(session, ns, name, spec.replicas)
@@ -548,22 +556,22 @@ def wait_for_vcluster(session: KubeSession, vcluster: FixtureVCluster, *,
     """Wait until the control-plane pods (and etcd pods) are in the state the spec asks for."""
     spec = vcluster.spec
     # with emulated readiness the control plane turns Ready once an emulator serves it: Running will do
-    checks = [(vcluster.selector, spec.pod_running, not spec.emulated_readiness)]
+    checks = [(vcluster.selector, spec.replicas, spec.pod_running, not spec.emulated_readiness)]
     if spec.deployed_etcd:
-        checks.append((vcluster.etcd_selector, True, True))
+        checks.append((vcluster.etcd_selector, spec.etcd_members, True, not spec.emulated_readiness))
     deadline = time.monotonic() + timeout
-    for selector, running, ready in checks:
-        _wait_settled(session, vcluster, selector, running=running, ready=ready, deadline=deadline,
+    for selector, count, running, ready in checks:
+        _wait_settled(session, vcluster, selector, count, running=running, ready=ready, deadline=deadline,
                       timeout=timeout)
 
 
-def _wait_settled(session: KubeSession, vcluster: FixtureVCluster, selector: str, *, running: bool,
-                  ready: bool, deadline: float, timeout: float) -> None:
+def _wait_settled(session: KubeSession, vcluster: FixtureVCluster, selector: str, count: int, *,
+                  running: bool, ready: bool, deadline: float, timeout: float) -> None:
     spec = vcluster.spec
     seen = ["no pods"]
 
     def settled() -> bool:
-        ok, seen[0] = _pods_settled(session, vcluster.namespace, selector, spec.replicas,
+        ok, seen[0] = _pods_settled(session, vcluster.namespace, selector, count,
                                     running=running, reason=spec.waiting_reason, ready=ready)
         return ok
 

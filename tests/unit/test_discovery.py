@@ -611,3 +611,30 @@ def test_planning_reads_the_etcd_statefulsets_rollout_only_where_deployed_etcd_r
     assert find_vcluster(reader, name="vc", namespace="b", for_rotation=True).etcd_rollout is None
     assert find_vcluster(reader, name="vc", namespace="a").etcd_rollout is None, "check needs no rollout"
     assert reader.calls["read_rollout"] == 1
+
+
+def _started(pod_json: dict[str, Any]) -> str | None:
+    when = pod_state(pod_json).started
+    return when.strftime("%H:%M:%S") if when else None
+
+
+@pytest.mark.parametrize(
+    ("statuses", "started"),
+    [
+        pytest.param([{"name": "syncer", "state": {"running": {"startedAt": "2026-12-04T10:05:00Z"}}}],
+                     "10:05:00", id="the syncer container restarted by the kubelet: its start counts"),
+        pytest.param([{"name": "syncer", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}], None,
+                     id="crash-looping: runs no PKI, its next start reads the secret"),
+        pytest.param([{"name": "other", "state": {"running": {"startedAt": "2026-12-04T10:07:00Z"}}}],
+                     "10:00:00", id="no syncer container status: the pod's start"),
+        pytest.param([], "10:00:00", id="no container status yet: the pod's start"),
+        pytest.param([{"name": "syncer", "state": {"running": {}}}], "10:00:00",
+                     id="running without a start time: the pod's start"),
+    ],
+)
+def test_the_pki_was_read_when_the_syncer_container_last_started(
+    statuses: list[dict[str, Any]], started: str | None
+) -> None:
+    pod_json = {"metadata": {"name": "vc-0", "creationTimestamp": "2026-12-04T09:59:00Z"},
+                "status": {"startTime": "2026-12-04T10:00:00Z", "containerStatuses": statuses}}
+    assert _started(pod_json) == started

@@ -20,6 +20,7 @@ from kubectl_vcerts.rotation.plan import (
     data_losses,
     keep_data_mode,
     leaf_validity_ok,
+    majority_gaps,
     plan_restart,
     resolve_backup,
     rolls_out,
@@ -265,3 +266,37 @@ def test_a_ca_change_names_deployed_etcd_staged_under_ondelete_a_leaf_rotation_d
     [found] = staged_changes(vc, together(vc, ca_change=True))
     assert "team-a/vc-etcd" in found and "vc-etcd-0, vc-etcd-1" in found
     assert staged_changes(vc, together(vc, ca_change=False)) == ()
+
+
+@pytest.mark.parametrize(
+    ("vc", "mode", "gap"),
+    [
+        pytest.param(make_vcluster(replicas=2, backing_store=EMBEDDED_ETCD), RestartMode.ROLLING,
+                     "leaves 1 of 2 etcd members running", id="2 embedded etcd members, one at a time"),
+        pytest.param(make_vcluster(replicas=3, backing_store=EMBEDDED_ETCD), RestartMode.ROLLING, None,
+                     id="3 members: 2 keep the majority"),
+        pytest.param(make_vcluster(replicas=2, backing_store=EMBEDDED_ETCD), RestartMode.TOGETHER, None,
+                     id="all together: a stop the steps already say"),
+        pytest.param(make_vcluster(replicas=1, backing_store=EMBEDDED_ETCD), RestartMode.ROLLING, None,
+                     id="one member: the single pod's restart is the stop"),
+        pytest.param(make_vcluster(replicas=2), RestartMode.ROLLING, None,
+                     id="no etcd among the control-plane pods"),
+        pytest.param(make_vcluster(replicas=2, etcd=2), RestartMode.ROLLING, None,
+                     id="a leaf renewal leaves deployed etcd running"),
+    ],
+)
+def test_a_restart_that_leaves_etcd_without_a_majority_is_said(
+    vc: VCluster, mode: RestartMode, gap: str | None
+) -> None:
+    gaps = majority_gaps(vc, plan_restart(vc, mode, ca_change=False))
+    if gap is None:
+        assert gaps == ()
+    else:
+        assert len(gaps) == 1 and gap in gaps[0] and "3 or more members" in gaps[0]
+
+
+def test_deployed_etcd_members_restarted_one_by_one_can_lose_the_majority() -> None:
+    vc = make_vcluster(replicas=1, etcd=2)
+    steps = (RestartStep("etcd", ("vc-etcd-0",)), RestartStep("etcd", ("vc-etcd-1",)))
+    assert "vc-etcd-0 leaves 1 of 2" in majority_gaps(vc, steps)[0]
+    assert majority_gaps(make_vcluster(replicas=1, etcd=3), steps) == ()
