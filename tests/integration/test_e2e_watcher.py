@@ -21,7 +21,7 @@ import pytest
 from kubectl_vcerts import contract
 from kubectl_vcerts.errors import ExitCode
 from kubectl_vcerts.pki import ca_fingerprint
-from tests.integration.e2e_support import plugin, read_secret, wait_serving
+from tests.integration.e2e_support import kubectl, plugin, read_secret, save_vc_kubeconfig, wait_serving
 from tests.integration.rotation_support import cli_args, cli_env, leases
 from tests.support.emulator import Emulator
 
@@ -44,15 +44,29 @@ def watched(host: Path, namespace: str, name: str, tmp_path: Path) -> Emulator:
     return Emulator(host, namespace, name, workdir=tmp_path / "emu", watcher_interval=WATCHER_TICK)
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param({}, id="StatefulSet, embedded database"),
+        pytest.param({"persistence": False, "deployed_etcd": True}, id="Deployment, deployed etcd"),
+        pytest.param({"deployed_etcd": True, "etcd_replicas": 3}, id="deployed etcd, 3 members"),
+    ],
+)
 def test_a_watcher_write_racing_a_ca_change_is_caught_and_rolled_back_never_kept(
-    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path, layout: dict[str, Any]
 ) -> None:
-    vc = make_vcluster(emulated_readiness=True)
+    """With deployed etcd the watcher also rolls NAME-etcd out, and its old-CA files reach the
+    members' secret volume after ours: after the rollback every member runs again, on one CA, with
+    the data."""
+    vc = make_vcluster(emulated_readiness=True, **layout)
     host = Path(kube_cluster.kubeconfig)
     before = read_secret(kube_session, vc.namespace, vc.certs_secret)
     with watched(host, vc.namespace, vc.name, tmp_path) as emu:
         first = wait_serving(emu, None)
         assert first.watcher is not None and not first.watcher.ha
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        made = kubectl(saved, "create", "configmap", "survivor", "-n", "default")
+        assert made.returncode == 0, made.stderr
         gate = first.watcher.hold_after_read()
         first.watcher.age(timedelta(days=300))  # its leaves are now within 90 days of their end
         assert first.watcher.read.wait(30), "the watcher did not start a rotation"
@@ -76,6 +90,15 @@ def test_a_watcher_write_racing_a_ca_change_is_caught_and_rolled_back_never_kept
         checked = plugin(host, vc.namespace, "check", vc.name, "-o", "json")
         assert checked.returncode == 0, checked.stdout  # one consistent PKI, nothing expiring
         assert json.loads(checked.stdout)["notRestarted"] is None
+        # the virtual cluster works on that PKI, with its data (the old CA: the saved kubeconfig too)
+        wait_for(lambda: kubectl(saved, "get", "configmap", "survivor", "-n", "default").returncode == 0,
+                 "the saved kubeconfig reading the data again", timeout=120)
+        if emu.store is not None:
+            members = emu.store.cluster.members
+            wait_for(lambda: all(emu.store and emu.store.cluster.ready(m) for m in members),
+                     "every etcd member ready", timeout=120)
+        wrote = kubectl(saved, "create", "configmap", "after-the-race", "-n", "default")
+        assert wrote.returncode == 0, wrote.stderr
 
 
 def test_ha_watchers_skip_their_rotation_while_the_plugin_holds_vclusters_lease(

@@ -12,7 +12,8 @@ certificates ON DISK (`diskCertsExpiringSoon`: missing, unparseable or within 90
      is deployed) and of the StatefulSet (else Deployment) NAME: a rollout.
 Test hooks: `age(by)` makes the pod older than it is (its clock runs ahead, so the leaves it started
 with come within 90 days); `hold_after_read()` stops it between reading the secret and writing it back
-(the race with a write of ours); `read`/`wrote` are set as it goes. When its pod stops, a watcher
+(the race with a write of ours); `read`/`wrote` are set as it goes. After a rotation its next check
+would be a day later: it rotates again only once `age()` was called again. When its pod stops, a watcher
 finishes what it started if that takes no longer than the pod's grace period (15 s).
 Test-support code: never prints or logs key material.
 """
@@ -56,6 +57,9 @@ class CertWatcher:
         self.skipped_for_lease = 0
         self.errors: list[str] = []
         self._pending_rollout = ""
+        # the clock offset of its last rotation: vCluster's next check is a day later, which no test pod
+        # lives to see, so this one rotates again only once `age()` moved its clock on
+        self._rotated_at: timedelta | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"cert-watcher-{name}", daemon=True)
 
@@ -91,12 +95,15 @@ class CertWatcher:
         if self._pending_rollout:
             self._roll_out()
             return
+        if self._rotated_at == self.offset:
+            return
         if not expiring_leaves(read_disk(self.pki), now=datetime.now(UTC) + self.offset):
             return
         if self.ha and not self._acquire_lease():
             self.skipped_for_lease += 1
             return
         if self._rotate():
+            self._rotated_at = self.offset
             self._pending_rollout = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             self._roll_out()
 

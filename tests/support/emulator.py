@@ -369,7 +369,10 @@ def readiness_status(pod: Any, *, serving: bool, restarts: int = 0, began: datet
     statuses = [{"name": c.name, "image": c.image, "ready": serving, "started": serving,
                  "restartCount": count, "state": state, "lastState": last_state}
                 for c in pod.spec.containers]
-    return {"status": {"conditions": conditions, "containerStatuses": statuses}}
+    # the uid makes the patch apply to this pod only, never to a successor of the same name that a late
+    # report would otherwise mark with the old start
+    return {"metadata": {"uid": pod.metadata.uid},
+            "status": {"conditions": conditions, "containerStatuses": statuses}}
 
 
 class Store:
