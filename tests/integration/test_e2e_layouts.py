@@ -306,3 +306,59 @@ def test_an_ha_ca_change_restarts_every_replica_on_the_new_ca(
         assert kubectl(out, "get", "namespaces").returncode == 0, "the --kubeconfig-out file must work"
         refused = kubectl(saved, "get", "namespaces")
         assert refused.returncode != 0 and "x509" in refused.stderr, refused.stderr
+
+
+def on_delete(session: Any, vc: Any) -> None:
+    """The StatefulSet's updateStrategy OnDelete, nothing staged (the template is unchanged)."""
+    session.apps.patch_namespaced_stateful_set(vc.name, vc.namespace, {"spec": {"updateStrategy": {
+        "type": "OnDelete", "rollingUpdate": None}}})
+
+
+@pytest.mark.parametrize(
+    ("layout", "planes", "prepare"),
+    [
+        pytest.param({"replicas": 2}, 2, None, id="HA, 2 replicas, embedded etcd"),
+        pytest.param({"replicas": 3}, 3, None, id="HA, 3 replicas, embedded etcd"),
+        pytest.param({"deployed_etcd": True, "etcd_replicas": 3}, 1, None, id="deployed etcd, 3 members"),
+        pytest.param({}, 1, on_delete, id="StatefulSet under OnDelete"),
+    ],
+)
+def test_rotate_rotate_ca_and_restore_keep_every_client_working_and_lose_nothing(
+    kube_cluster: Any, kube_session: Any, make_vcluster: Any, tmp_path: Path, layout: dict[str, Any],
+    planes: int, prepare: Callable[[Any, Any], None] | None
+) -> None:
+    """One after the other on one vCluster of each layout: a leaf rotation keeps the saved kubeconfig
+    working; the CA change hands out a kubeconfig that works and refuses the saved one; the restore of
+    the backup taken before it makes the saved one work again. The data is there at every step."""
+    vc = make_vcluster(emulated_readiness=True, **layout)
+    if prepare is not None:
+        prepare(kube_session, vc)
+    host = Path(kube_cluster.kubeconfig)
+    with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
+        running = wait_planes(emulator, planes)
+        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        assert kubectl(saved, "create", "configmap", "survivor", "-n", "default").returncode == 0
+
+        def step(*args: str) -> dict[str, Any]:
+            nonlocal running
+            result = plugin(host, vc.namespace, *args, vc.name, "--yes", "--timeout", "240s", "-o", "json")
+            assert result.returncode == 0, f"{args[0]}: {result.stderr}"
+            running = wait_planes(emulator, planes, after=max(g.number for g in running))
+            document: dict[str, Any] = json.loads(result.stdout)
+            return document
+
+        step("rotate")
+        assert survivor(saved).returncode == 0, "a leaf rotation keeps the saved kubeconfig working"
+        out = tmp_path / "handed-out.kubeconfig"
+        changed = step("rotate-ca", "--kubeconfig-out", str(out))
+        got = survivor(out)
+        assert got.stdout.strip() == "configmap/survivor", got.stderr
+        refused = kubectl(saved, "get", "namespaces")
+        assert refused.returncode != 0 and "x509" in refused.stderr, refused.stderr
+        step("restore", "--backup", changed["backup"])
+        got = survivor(saved)
+        assert got.stdout.strip() == "configmap/survivor", got.stderr
+        assert kubectl(saved, "create", "configmap", "after-restore", "-n", "default").returncode == 0
+        checked = plugin(host, vc.namespace, "check", vc.name, "-o", "json")
+        assert checked.returncode == 0, checked.stdout
+        assert json.loads(checked.stdout)["notRestarted"] is None
