@@ -5,7 +5,7 @@ that is still pending or failed) still run the certificates from before.
 That window matters beyond "not effective yet": vCluster's own `vcluster certs rotate` / `rotate-ca`
 renews from the running pod's /data/pki, never from the secret, and merge-patches every key back
 (pkg/certs/rotate.go), so running it then brings the old certificates — and after our rotate-ca the
-old CA — back over ours. Pure: annotations and pod start times in, names out.
+old CA — back over ours. Pure: annotations and the syncer containers' start times in, names out.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def _written_at(annotations: Mapping[str, str]) -> datetime | None:
 
 def unrestarted(vcluster: VCluster, annotations: Mapping[str, str]) -> Unrestarted | None:
     """The control-plane pods that started before our last write of NAME-certs (`annotations` are its
-    own), or None. Pods without a start time and terminating ones are left out: they decide nothing.
+    own), or None. A pod's start is its syncer container's (a container the kubelet restarted read
+    the secret anew); pods without one (that container is not running: its next start reads the
+    secret as it is then) and terminating ones are left out: they decide nothing.
     Deployed-etcd pods are left out too: they read the secret volume, which the kubelet keeps current,
     and a CA change (the one thing etcd needs a restart for) always restarts them or is refused.
     Start times have whole seconds: a pod started in the second of the write counts as started after
