@@ -165,42 +165,6 @@ def _ready(server: str, ca_file: Path) -> bool:
         return False
 
 
-def start_etcd(pki_dir: Path, workdir: Path, *, etcd: Path | None = None, timeout: float = READY_TIMEOUT,
-               client_port: int | None = None) -> RunningControlPlane:
-    """Only etcd (certificates under `pki_dir`/etcd, data in `workdir`/etcd-data), as a store other
-    control planes use (`start_control_plane(..., etcd_endpoint=…)`), on `client_port` when given (a
-    restarted store keeps its address); returns once it accepts connections. `server` is empty: there
-    is no API server."""
-    pki, workdir = pki_dir.resolve(), workdir.resolve()
-    logs = workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    free = free_ports(2)
-    client_port, peer_port = client_port or free[0], free[1]
-    store = RunningControlPlane(server="", ca_file=pki / "etcd" / "ca.crt", logs=logs,
-                                etcd_endpoint=f"https://127.0.0.1:{client_port}")
-    try:
-        store.processes.append(spawn(etcd or binary("etcd"),
-                                     etcd_args(pki, workdir / "etcd-data", client_port, peer_port),
-                                     logs / "etcd.log"))
-
-        def listening() -> bool:
-            if store.processes[0].poll() is not None:
-                raise RuntimeError(f"etcd from {pki} exited\n{store.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", client_port), timeout=1).close()
-            except OSError:
-                return False
-            return True
-
-        wait_until(listening, timeout=timeout, interval=0.2, fail=lambda: RuntimeError(
-            f"etcd from {pki}: not listening after {timeout:.0f}s\n{store.log_tail()}"))
-    except BaseException:
-        with contextlib.suppress(Exception):
-            store.stop()
-        raise
-    return store
-
-
 def start_control_plane(pki_dir: Path, workdir: Path, *, etcd: Path | None = None,
                         apiserver: Path | None = None, timeout: float = READY_TIMEOUT,
                         extra_apiserver_args: Sequence[str] = (),
@@ -209,7 +173,8 @@ def start_control_plane(pki_dir: Path, workdir: Path, *, etcd: Path | None = Non
 
     Reusing the same `workdir` keeps the etcd data (objects survive a restart with a new PKI).
     `extra_apiserver_args` are appended (a later flag wins for single-valued flags). With
-    `etcd_endpoint` no etcd is started: kube-apiserver uses that one (see `start_etcd`).
+    `etcd_endpoint` (one or more client URLs) no etcd is started: kube-apiserver uses those
+    (deployed etcd, an HA member: `tests.support.etcd_cluster`).
     """
     pki = pki_dir.resolve()
     workdir = workdir.resolve()
