@@ -89,6 +89,11 @@ class ForbiddenError(VcertsError):
     exit_code = ExitCode.FORBIDDEN
 
 
+class UnauthorizedError(ForbiddenError):
+    """HTTP 401: the server did not accept the credentials at all (a client certificate of a CA it does
+    not trust, an expired certificate or token). A ForbiddenError, so the exit code is the same."""
+
+
 class UnreachableError(VcertsError):
     exit_code = ExitCode.UNREACHABLE
     default_hint = "check --kubeconfig/--context and that the API server is up"

@@ -16,6 +16,7 @@ from kubectl_vcerts.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    UnauthorizedError,
     UnreachableError,
     UntrustedServerError,
     VcertsError,
@@ -120,7 +121,7 @@ def error_for_status(status: int, detail: str, target: Target, *, reason: str = 
             + (f" in namespace {target.namespace}" if target.namespace else ""),
         )
     if status == 401:
-        return ForbiddenError(
+        return UnauthorizedError(
             f"unauthorized while trying to {target.verb} {what}",
             hint="your credentials were rejected; refresh the kubeconfig",
         )

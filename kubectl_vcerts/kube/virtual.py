@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubectl_vcerts import contract, kubeyaml
-from kubectl_vcerts.errors import InvalidPkiError, NotFoundError, UnreachableError, VcertsError
+from kubectl_vcerts.errors import (
+    InvalidPkiError,
+    NotFoundError,
+    UnauthorizedError,
+    UnreachableError,
+    UntrustedServerError,
+    VcertsError,
+)
 from kubectl_vcerts.kube.client import KubeSession, use_proxy
 from kubectl_vcerts.kube.proxy import proxy_for
 from kubectl_vcerts.kube.translate import Target, api_call
@@ -121,6 +128,15 @@ def probe(session: KubeSession, *, timeout: float = PROBE_TIMEOUT) -> None:
     api_call(Target("get", "version"), lambda: api.get_code(_request_timeout=timeout), attempts=1)
 
 
+def _stored_admin(host: KubeSession, *, namespace: str, vcluster: str) -> dict[str, Any] | None:
+    """admin.conf of NAME-certs (None when it holds none)."""
+    from kubectl_vcerts.kube.backups import read_secret_value
+
+    admin = read_secret_value(host, namespace=namespace, name=contract.certs_secret_name(vcluster),
+                              key="admin.conf")
+    return _load(admin, where="admin.conf") if admin else None
+
+
 def admin_kubeconfig(
     host: KubeSession, *, namespace: str, vcluster: str, credentials: bytes | None = None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -131,20 +147,24 @@ def admin_kubeconfig(
     elif vc_doc is not None:
         base = vc_doc
     else:
-        from kubectl_vcerts.kube.backups import read_secret_value
-
-        admin = read_secret_value(
-            host, namespace=namespace, name=contract.certs_secret_name(vcluster), key="admin.conf"
-        )
-        if not admin:
+        stored = _stored_admin(host, namespace=namespace, vcluster=vcluster)
+        if stored is None:
             raise NotFoundError(
                 f"no admin credentials for vCluster {namespace}/{vcluster} (neither "
                 f"{contract.kubeconfig_secret_name(vcluster)} nor admin.conf in "
                 f"{contract.certs_secret_name(vcluster)})",
                 hint="is the vCluster running? check `kubectl vcerts check`",
             )
-        base = _load(admin, where="admin.conf")
+        base = stored
     return base, vc_doc
+
+
+def _credentials(doc: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What authenticates and what is trusted: every cluster's CA data and every user entry."""
+    clusters = tuple(str(((c or {}).get("cluster") or {}).get("certificate-authority-data") or "")
+                     for c in doc.get("clusters") or ())
+    users = tuple(repr(sorted(((u or {}).get("user") or {}).items())) for u in doc.get("users") or ())
+    return clusters, users
 
 
 def connect_virtual(
@@ -161,6 +181,17 @@ def connect_virtual(
                 f"cannot reach the virtual API server at {endpoint.server} (from {endpoint.source})",
                 hint="pass --vcluster-server URL reachable from here (or allow `create pods/portforward` "
                 "so kubectl vcerts can forward to the pod's port 8443)",
+            ) from exc
+        except UnauthorizedError as exc:
+            session.close()
+            # vCluster's syncer answers 401 to a client certificate its client-ca does not verify: the
+            # admin credentials and the running pods belong to different CAs
+            raise UnauthorizedError(
+                f"the virtual API server at {endpoint.server} (from {endpoint.source}) rejected the "
+                "vCluster's admin credentials (HTTP 401 Unauthorized)",
+                hint="their CA is not the one the running pods trust: after a CA change the pods must "
+                "restart (`kubectl vcerts check` names the pods not restarted), and vCluster rewrites "
+                "its kubeconfig secret once they serve",
             ) from exc
         except VcertsError:
             session.close()
@@ -257,15 +288,29 @@ def open_gateway(
     `credentials`: an admin kubeconfig (e.g. admin.conf of a new PKI) to use instead of vc-NAME's."""
     base, vc_doc = admin_kubeconfig(host, namespace=namespace, vcluster=vcluster, credentials=credentials)
 
+    def connect(server: str, source: str) -> KubeSession:
+        """vc-NAME's credentials first; when the server refuses them or they do not trust it, those of
+        NAME-certs' admin.conf: vCluster's leader rewrites vc-NAME only a moment after it starts, so
+        just after a CA change vc-NAME still holds the previous CA's (while after --no-restart it is
+        vc-NAME that matches the running pods)."""
+        try:
+            return connect_virtual(VirtualEndpoint(server=server, source=source,
+                                                   kubeconfig=with_server(base, server)),
+                                   request_timeout=request_timeout)
+        except (UntrustedServerError, UnauthorizedError):
+            stored = _stored_admin(host, namespace=namespace, vcluster=vcluster) if base is vc_doc else None
+            if stored is None or _credentials(stored) == _credentials(base):
+                raise
+        return connect_virtual(VirtualEndpoint(server=server, source=source,
+                                               kubeconfig=with_server(stored, server)),
+                               request_timeout=request_timeout)
+
     def through(address: str, source: str) -> VirtualGateway:
-        endpoint = VirtualEndpoint(server=address, source=source, kubeconfig=with_server(base, address))
-        return VirtualGateway(connect_virtual(endpoint, request_timeout=request_timeout))
+        return VirtualGateway(connect(address, source))
 
     def forwarded(forward: Forward) -> VirtualGateway:
-        endpoint = VirtualEndpoint(server=forward.server, source=_forward_source(forward),
-                                   kubeconfig=with_server(base, forward.server))
         try:
-            session = connect_virtual(endpoint, request_timeout=request_timeout)
+            session = connect(forward.server, _forward_source(forward))
         except BaseException:
             forward.close()
             raise

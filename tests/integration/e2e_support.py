@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -57,9 +58,16 @@ def read_secret(session: Any, namespace: str, name: str) -> dict[str, bytes]:
     return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
 
-def save_vc_kubeconfig(session: Any, namespace: str, vcluster: str, path: Path) -> Path:
-    """What a user keeps after `vcluster connect`: the kubeconfig from vc-NAME, written to a file."""
-    path.write_bytes(read_secret(session, namespace, f"vc-{vcluster}")["config"])
+def save_vc_kubeconfig(emulator: Emulator, path: Path, *, after: Generation | None = None) -> Path:
+    """What a user keeps after `vcluster connect --server URL`: the kubeconfig vCluster's leader wrote
+    to vc-NAME (by a start after `after`: waits for it), its server (`https://localhost:8443`, the pod's
+    own address) replaced by the Service's reachable one, written to a file."""
+    emulator.wait_exported(after=after.number if after else 0)
+    session = emulator.host_session
+    config = yaml.safe_load(read_secret(session, emulator.namespace, f"vc-{emulator.name}")["config"])
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = emulator.service
+    path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
 
@@ -86,10 +94,43 @@ def with_server(path: Path, server: str, out: Path) -> Path:
 
 
 @contextmanager
-def emulated(kube_cluster: Any, namespace: str, name: str, workdir: Path) -> Iterator[Emulator]:
-    emulator = Emulator(kube_cluster.kubeconfig, namespace, name, workdir=workdir)
+def emulated(
+    kube_cluster: Any, namespace: str, name: str, workdir: Path, **options: Any
+) -> Iterator[Emulator]:
+    """The emulator for one fixture vCluster (`options`: Emulator's keyword arguments)."""
+    emulator = Emulator(kube_cluster.kubeconfig, namespace, name, workdir=workdir, **options)
     with emulator:
         yield emulator
+
+
+@contextmanager
+def port_forward(kubeconfig: Path, namespace: str, target: str, port: int) -> Iterator[int]:
+    """`kubectl port-forward TARGET :PORT` with the REAL kubectl, as a user opens a tunnel: yields the
+    loopback port it listens on, and stops it afterwards."""
+    proc = subprocess.Popen(
+        [str(binary("kubectl")), "--kubeconfig", str(kubeconfig), "-n", namespace, "port-forward",
+         "--address", "127.0.0.1", target, f":{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:NNNNN -> 8443", or EOF when it failed
+        found = re.search(r"127\.0\.0\.1:(\d+) ->", line)
+        if found is None:
+            proc.kill()
+            error = proc.stderr.read().strip()
+            raise AssertionError(f"kubectl port-forward {target}: {line.strip()} {error}")
+        yield int(found.group(1))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def whoami(kubeconfig: Path) -> subprocess.CompletedProcess[str]:

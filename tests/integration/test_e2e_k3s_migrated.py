@@ -50,7 +50,7 @@ def test_a_k3s_migrated_vcluster_is_checked_rotated_rotated_ca_and_restored(
     assert secret.metadata.annotations[MIGRATED_ANNOTATION] == "true"
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         gen = wait_serving(emulator, None)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         assert kubectl(saved, "get", "namespaces").returncode == 0
 
         # check: the split is recognised; the one finding is the kubelet client the migration left
@@ -75,7 +75,7 @@ def test_a_k3s_migrated_vcluster_is_checked_rotated_rotated_ca_and_restored(
         # rotate-ca: two new CAs, still split; the new admin kubeconfig works, the old one does not.
         out = tmp_path / "new-admin.kubeconfig"
         result = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "120s",
-                        "--kubeconfig-out", str(out), "-o", "json")
+                        "--kubeconfig-out", str(out), "--vcluster-server", emulator.service, "-o", "json")
         assert result.returncode == 0, result.stderr
         backup = json.loads(result.stdout)["backup"]
         gen = wait_serving(emulator, gen)

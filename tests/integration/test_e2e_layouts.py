@@ -117,11 +117,11 @@ def wait_one_plane(emulator: Emulator, after: Generation, timeout: float = 60) -
     raise AssertionError(f"planes still serving: {[g.number for g in serving_planes(emulator)]}")
 
 
-def with_survivor(session: Any, vc: Any, emulator: Emulator, tmp_path: Path) -> tuple[Generation, Path]:
+def with_survivor(emulator: Emulator, tmp_path: Path) -> tuple[Generation, Path]:
     """Once the first plane serves: the kubeconfig saved from vc-NAME, and a ConfigMap `survivor` made
     through it — the data a restart must keep."""
     first = wait_serving(emulator, None)
-    saved = save_vc_kubeconfig(session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+    saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
     made = kubectl(saved, "create", "configmap", "survivor", "-n", "default")
     assert made.returncode == 0, made.stderr
     return first, saved
@@ -140,7 +140,7 @@ def test_a_deployment_with_deployed_etcd_answers_at_every_moment_of_a_leaf_rotat
     assert vc.kind == "Deployment"
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
-        first, saved = with_survivor(kube_session, vc, emulator, tmp_path)
+        first, saved = with_survivor(emulator, tmp_path)
         assert emulator.store is not None and len(emulator.store.cluster.members) == members
         starts = emulator.store.generation
 
@@ -167,7 +167,7 @@ def test_a_ca_change_restarts_deployed_etcd_on_the_new_ca_and_keeps_its_data(
     vc = make_vcluster(persistence=False, deployed_etcd=True, etcd_replicas=members, emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
-        first, saved = with_survivor(kube_session, vc, emulator, tmp_path)
+        first, saved = with_survivor(emulator, tmp_path)
         assert emulator.store is not None
         etcd_before = emulator.store.generation
 
@@ -178,7 +178,7 @@ def test_a_ca_change_restarts_deployed_etcd_on_the_new_ca_and_keeps_its_data(
         wait_one_plane(emulator, first)
         assert emulator.store.generation == etcd_before + members, "every member starts again on the new CA"
         assert all(m.alive for m in emulator.store.cluster.members.values())
-        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        fresh = save_vc_kubeconfig(emulator, tmp_path / "fresh.kubeconfig", after=first)
         got = survivor(fresh)
         assert got.stdout.strip() == "configmap/survivor", got.stderr
         wrote = kubectl(fresh, "create", "configmap", "after-the-change", "-n", "default")
@@ -217,7 +217,7 @@ def test_every_ha_replica_starts_up_on_its_own_and_the_api_answers_through_a_lea
         before = wait_planes(emulator, replicas)
         assert sorted(g.volume for g in before) == [f"claim-data-{vc.name}-{i}" for i in range(replicas)]
         assert sorted(g.member or "" for g in before) == [f"{vc.name}-{i}" for i in range(replicas)]
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         made = kubectl(saved, "create", "configmap", "survivor", "-n", "default")
         assert made.returncode == 0, made.stderr
         seen = through_each_replica(saved, before, "get", "configmap", "survivor", "-n", "default")
@@ -249,7 +249,7 @@ def test_restore_on_a_deployment_brings_the_old_ca_back_and_the_saved_kubeconfig
     vc = make_vcluster(persistence=False, deployed_etcd=True, emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
-        first, saved = with_survivor(kube_session, vc, emulator, tmp_path)
+        first, saved = with_survivor(emulator, tmp_path)
         changed = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "150s", "-o", "json")
         assert changed.returncode == 0, changed.stderr
         second = wait_one_plane(emulator, first)
@@ -272,7 +272,7 @@ def test_deployed_etcd_on_an_emptydir_really_loses_its_data_when_allowed_and_kee
     vc = make_vcluster(persistence=False, deployed_etcd=True, etcd_persistence=False, emulated_readiness=True)
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
-        first, saved = with_survivor(kube_session, vc, emulator, tmp_path)
+        first, saved = with_survivor(emulator, tmp_path)
         leaf = plugin(host, vc.namespace, "rotate", vc.name, "--yes", "--timeout", "150s")
         assert leaf.returncode == 0, leaf.stderr
         second = wait_one_plane(emulator, first)
@@ -285,7 +285,7 @@ def test_deployed_etcd_on_an_emptydir_really_loses_its_data_when_allowed_and_kee
                          "--timeout", "150s")
         assert allowed.returncode == 0, allowed.stderr
         wait_one_plane(emulator, second)
-        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        fresh = save_vc_kubeconfig(emulator, tmp_path / "fresh.kubeconfig", after=second)
         gone = survivor(fresh)
         assert gone.returncode != 0 and "NotFound" in gone.stderr, (gone.stdout, gone.stderr)
 
@@ -297,10 +297,11 @@ def test_an_ha_ca_change_restarts_every_replica_on_the_new_ca(
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         before = wait_planes(emulator, 2)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         out = tmp_path / "new.kubeconfig"
+        # the address users reach the Service at (vc-NAME names the pod's own localhost:8443)
         result = plugin(host, vc.namespace, "rotate-ca", vc.name, "--yes", "--timeout", "240s",
-                        "--kubeconfig-out", str(out))
+                        "--kubeconfig-out", str(out), "--vcluster-server", emulator.service)
         assert result.returncode == 0, result.stderr
         wait_planes(emulator, 2, after=max(g.number for g in before))
         assert kubectl(out, "get", "namespaces").returncode == 0, "the --kubeconfig-out file must work"
@@ -336,7 +337,7 @@ def test_rotate_rotate_ca_and_restore_keep_every_client_working_and_lose_nothing
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         running = wait_planes(emulator, planes)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         assert kubectl(saved, "create", "configmap", "survivor", "-n", "default").returncode == 0
 
         def step(*args: str) -> dict[str, Any]:
@@ -350,7 +351,7 @@ def test_rotate_rotate_ca_and_restore_keep_every_client_working_and_lose_nothing
         step("rotate")
         assert survivor(saved).returncode == 0, "a leaf rotation keeps the saved kubeconfig working"
         out = tmp_path / "handed-out.kubeconfig"
-        changed = step("rotate-ca", "--kubeconfig-out", str(out))
+        changed = step("rotate-ca", "--kubeconfig-out", str(out), "--vcluster-server", emulator.service)
         got = survivor(out)
         assert got.stdout.strip() == "configmap/survivor", got.stderr
         refused = kubectl(saved, "get", "namespaces")

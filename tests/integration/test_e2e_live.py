@@ -31,7 +31,9 @@ def test_check_live_reports_drift_after_rotations_without_restart_and_none_after
         code, doc = live(host, vc.namespace, vc.name)
         assert (code, doc["drift"], doc["inSecret"], doc["chainsToStoredCa"]) == (0, False, False, True)
         assert [f["reason"] for f in doc["findings"]] == ["served-by-syncer"]
-        assert doc["source"] == f"vc-{vc.name}" and doc["server"] == gen.server
+        # vc-NAME names the pod's own https://localhost:8443: from here the plugin forwards to the pod
+        assert doc["source"] == f"port-forward to pod {vc.name}-0:8443", doc
+        assert doc["server"].startswith("https://127.0.0.1:") and doc["server"] != gen.server
 
         # renewed leaves are invisible from outside (the syncer's certificate is not in the secret):
         # the pods not restarted since the write are what says so

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 
 from kubectl_vcerts.pki import ca_fingerprint
@@ -22,6 +23,7 @@ from tests.integration.e2e_support import (
     token_kubeconfig,
     wait_serving,
     whoami,
+    with_server,
 )
 
 pytestmark = pytest.mark.cluster
@@ -47,7 +49,7 @@ def test_rotate_keeps_kubeconfigs_rotate_ca_replaces_them_and_restore_brings_the
         gen = wait_serving(emulator, None)
         assert gen.server is not None
         # Before: the kubeconfig from vc-NAME lists namespaces; a ServiceAccount token authenticates.
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         assert kubectl(saved, "get", "namespaces").returncode == 0
         assert kubectl(saved, "create", "serviceaccount", "e2e", "-n", "default").returncode == 0
         token = kubectl(saved, "create", "token", "e2e", "-n", "default", "--duration", "2h")
@@ -75,6 +77,7 @@ def test_rotate_keeps_kubeconfigs_rotate_ca_replaces_them_and_restore_brings_the
 
         # rotate-ca: the saved kubeconfig fails to verify; the new vc-NAME and --kubeconfig-out work.
         out = tmp_path / "new-admin.kubeconfig"
+        before_ca = gen
         result = plugin(
             host,
             vc.namespace,
@@ -92,9 +95,14 @@ def test_rotate_keeps_kubeconfigs_rotate_ca_replaces_them_and_restore_brings_the
         backup_before_ca = json.loads(result.stdout)["backup"]
         gen = wait_serving(emulator, gen)
         assert_certificate_error(kubectl(saved, "get", "namespaces"))
-        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        fresh = save_vc_kubeconfig(emulator, tmp_path / "fresh.kubeconfig", after=before_ca)
         assert kubectl(fresh, "get", "namespaces").returncode == 0
-        assert kubectl(out, "get", "namespaces").returncode == 0, "the --kubeconfig-out file must work"
+        # the file names the server of vc-NAME, vCluster's in-pod https://localhost:8443, and says so;
+        # through a tunnel to the Service (here: its address) it works
+        assert yaml.safe_load(out.read_text())["clusters"][0]["cluster"]["server"] == "https://localhost:8443"
+        assert any("in-pod address" in line for line in json.loads(result.stdout)["nextSteps"]), result.stdout
+        tunnelled = with_server(out, emulator.service, tmp_path / "tunnelled.kubeconfig")
+        assert kubectl(tunnelled, "get", "namespaces").returncode == 0, "the --kubeconfig-out file must work"
         # sa.key is kept: the token still authenticates when its client trusts the new CA.
         assert whoami(token_kubeconfig(fresh, token.stdout.strip(), tmp_path / "t2")).stdout.endswith(":e2e")
 
@@ -106,7 +114,7 @@ def test_rotate_keeps_kubeconfigs_rotate_ca_replaces_them_and_restore_brings_the
         wait_serving(emulator, gen)
         assert kubectl(saved, "get", "namespaces").returncode == 0
         assert whoami(with_token).stdout == "system:serviceaccount:default:e2e"
-        assert_certificate_error(kubectl(out, "get", "namespaces"))
+        assert_certificate_error(kubectl(tunnelled, "get", "namespaces"))
 
 
 @pytest.mark.parametrize(
@@ -141,7 +149,7 @@ def test_an_expired_vcluster_is_brought_back_to_a_working_api_server(
         )
         assert result.returncode == 0, result.stderr
         wait_serving(emulator, broken)
-        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        fresh = save_vc_kubeconfig(emulator, tmp_path / "fresh.kubeconfig", after=broken)
         got = kubectl(fresh, "get", "namespaces")
         assert got.returncode == 0, got.stderr
 
@@ -167,6 +175,6 @@ def test_a_crash_looping_pod_runs_a_rotation_written_without_restart_once_the_ku
         check = plugin(config, vc.namespace, "check", vc.name, "-o", "json")
         assert check.returncode == 0, check.stderr
         assert json.loads(check.stdout)["notRestarted"] is None, check.stdout
-        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        fresh = save_vc_kubeconfig(emulator, tmp_path / "fresh.kubeconfig", after=broken)
         got = kubectl(fresh, "get", "namespaces")
         assert got.returncode == 0, got.stderr

@@ -64,7 +64,7 @@ def test_a_watcher_write_racing_a_ca_change_is_caught_and_rolled_back_never_kept
     with watched(host, vc.namespace, vc.name, tmp_path) as emu:
         first = wait_serving(emu, None)
         assert first.watcher is not None and not first.watcher.ha
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emu, tmp_path / "saved.kubeconfig")
         made = kubectl(saved, "create", "configmap", "survivor", "-n", "default")
         assert made.returncode == 0, made.stderr
         gate = first.watcher.hold_after_read()

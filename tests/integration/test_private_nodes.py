@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from kubectl_vcerts.pki import ca_fingerprint
 from tests.integration.e2e_support import emulated, plugin, read_secret, wait_serving
-from tests.support.emulator import Emulator
+from tests.support.emulator import Emulator, Generation
 
 pytestmark = pytest.mark.cluster
 
@@ -39,11 +38,13 @@ def redacted(text: str) -> str:
     return BOOTSTRAP_TOKEN.sub(r"\1.<secret>", text)
 
 
-def virtual(kube_session: Any, emulator: Emulator, namespace: str, name: str) -> Any:
-    """An admin session to the virtual cluster from the current vc-NAME."""
+def virtual(kube_session: Any, emulator: Emulator, namespace: str, name: str, *,
+            after: Generation | None = None) -> Any:
+    """An admin session to the virtual cluster with the credentials of vc-NAME, once a start after
+    `after` wrote it, through the Service."""
+    emulator.wait_exported(after=after.number if after else 0)
     config = read_secret(kube_session, namespace, f"vc-{name}")["config"]
-    server = yaml.safe_load(config)["clusters"][0]["cluster"]["server"]
-    return emulator.virtual_session(config, server)
+    return emulator.virtual_session(config, emulator.service)
 
 
 def make_node(
@@ -284,7 +285,7 @@ def test_delete_manual_nodes_drains_them_before_the_ca_changes_and_prints_join_c
         wait_serving(emulator, gen)
         after = read_secret(kube_session, vc.namespace, vc.certs_secret)
         assert ca_fingerprint(after) != ca_fingerprint(before)
-        api = virtual(kube_session, emulator, vc.namespace, vc.name)
+        api = virtual(kube_session, emulator, vc.namespace, vc.name, after=gen)
         assert [n.metadata.name for n in api.core.list_node().items] == ["pool-abc"]
         assert [p.metadata.name for p in api.core.list_namespaced_pod("default").items] == ["stranded"]
         assert api.core.read_namespaced_secret(f"bootstrap-token-{token.group(1)}", "kube-system").type == (

@@ -68,7 +68,7 @@ def test_old_kubeconfigs_work_at_every_moment_until_finish_and_trust_phase_ones_
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         planes = wait_planes(emulator, 3)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         with probing(saved, tmp_path / "probe-saved") as old:
             trust = run_phase(host, vc, "trust", "--kubeconfig-out", str(tmp_path / "handed-out.kubeconfig"),
                               "--vcluster-server", _server(saved))
@@ -111,7 +111,7 @@ def test_deployed_etcd_members_restart_one_by_one_in_every_phase_and_keep_servin
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         wait_serving(emulator, None)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         assert emulator.store is not None
         members = emulator.store.cluster.members
         with probing(saved, tmp_path / "probe") as probes:
@@ -126,9 +126,10 @@ def test_deployed_etcd_members_restart_one_by_one_in_every_phase_and_keep_servin
         assert len(probes.results) >= 40, "too few probes to show anything"
         failed = probes.failures
         assert failed == [], f"{len(failed)} of {len(probes.results)}: {failed[:2]}"
+        before_finish = wait_serving(emulator, None)
         run_phase(host, vc, "finish")
         assert all(m.alive for m in members.values())
-        fresh = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "fresh.kubeconfig")
+        fresh = save_vc_kubeconfig(emulator, tmp_path / "fresh.kubeconfig", after=before_finish)
         got = kubectl(fresh, "get", "configmap", "after-trust", "after-switch", "-n", "default", "-o", "name")
         assert got.returncode == 0, got.stderr
         assert kubectl(fresh, "create", "configmap", "after-finish", "-n", "default").returncode == 0
@@ -142,7 +143,7 @@ def test_a_pod_with_kube_root_ca_and_a_token_is_never_refused_and_check_follows_
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         first = wait_serving(emulator, None)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         assert kubectl(saved, "create", "serviceaccount", "app", "-n", "default").returncode == 0
         token = kubectl(saved, "create", "token", "app", "-n", "default", "--duration", "2h")
         assert token.returncode == 0, token.stderr
@@ -180,16 +181,16 @@ def test_a_k3s_migrated_vcluster_keeps_its_split_through_every_phase(
     host = Path(kube_cluster.kubeconfig)
     with emulated(kube_cluster, vc.namespace, vc.name, tmp_path / "emu") as emulator:
         generation = wait_serving(emulator, None)
-        saved = save_vc_kubeconfig(kube_session, vc.namespace, vc.name, tmp_path / "saved.kubeconfig")
+        saved = save_vc_kubeconfig(emulator, tmp_path / "saved.kubeconfig")
         from_trust: Path | None = None
         for phase in PHASES:
+            previous = generation
             run_phase(host, vc, phase)
             generation = wait_serving(emulator, generation)
             certs = read_secret(kube_session, vc.namespace, vc.certs_secret)
             assert_split(certs)
             if from_trust is None:
-                from_trust = save_vc_kubeconfig(kube_session, vc.namespace, vc.name,
-                                                tmp_path / "trust.kubeconfig")
+                from_trust = save_vc_kubeconfig(emulator, tmp_path / "trust.kubeconfig", after=previous)
             old = kubectl(saved, "get", "namespaces")
             assert (old.returncode == 0) is (phase != "finish"), (phase, old.stderr)
             assert kubectl(from_trust, "get", "namespaces").returncode == 0, phase

@@ -36,10 +36,16 @@ writes of the secret race as the real replicas' do) — it does what vCluster do
   5. publish `kube-root-ca.crt` (= server-ca.crt) in kube-system, default and kube-public, as the
      controller-manager's root-ca publisher does, and for private nodes `kube-system/kubeadm-config`
      whose controlPlaneEndpoint is the reachable address (the pro build writes it; not in OSS);
-  6. rewrite `vc-NAME` from admin.conf with the reachable server (keys config, certificate-authority,
-     client-certificate, client-key, token), as the leader does. The server is a stable loopback port
-     (`Forwarder`, plain TCP) in front of the newest serving syncer, as the Service NAME is in front
-     of the Ready pods: a kubeconfig saved before a restart still points at the right place;
+  6. play the kubelet's port-forward to the pod's 8443 (`tests.support.pod_forwards`: a kwok
+     PortForward to this pod's syncer) and the Service NAME: a stable loopback port (`Forwarder`,
+     plain TCP, `service`) in front of the newest serving syncer, as the Service is in front of the
+     Ready pods, so a kubeconfig saved before a restart still points at the right place;
+     the leader writes `vc-NAME` as vCluster does (`tests.support.kubeconfig_export`: server
+     `https://localhost:8443` unless exportKubeConfig.server, ownerReference to the Service), once,
+     `export_delay` seconds after it began to lead (its controllers start first), retried every 10 s
+     on error; `wait_exported` waits for it. With HA the leader is the serving pod that has served
+     longest (the first to take the Lease keeps it); without HA vCluster elects none, so every pod
+     writes (during a surge rollout both pods do);
   7. pods labelled `EMULATED_READINESS_LABEL` (fixture `emulated_readiness=True`; a kwok Stage keeps
      them Running and not Ready) are reported Ready once their plane serves, CrashLoopBackOff when it
      cannot start, as the kubelet's readiness probe and restarts would show them;
@@ -49,8 +55,9 @@ writes of the secret race as the real replicas' do) — it does what vCluster do
 
 When the pod goes away (deleted or terminating) its processes stop; a new pod starts them again from
 whatever the secret holds then. Differences from vCluster, on purpose:
-  * the syncer is a TLS relay, not vCluster's proxy (see `tests.support.syncer_proxy` for how it
-    differs); vc-NAME names the reachable address, not `https://localhost:8443`;
+  * the syncer is an HTTP front that authenticates and passes requests on, not vCluster's proxy (see
+    `tests.support.syncer_proxy` for how it differs); leader election is played by the rule above,
+    not by a Lease;
   * a control plane that could not work is not started: a serving CA that has expired (vCluster's
     syncer fails with "expired CA certificate: …") or an expired certificate etcd/kube-apiserver need.
     The generation is recorded as crashed with that reason — this saves the minutes a doomed start
@@ -104,6 +111,8 @@ from tests.support.kubeadm_pki import (
     generate_vcluster_pki,
     kubeadm_config,
 )
+from tests.support.kubeconfig_export import EXPORT_RETRY, service_owner, write_kubeconfig_secret
+from tests.support.pod_forwards import PodForwards
 from tests.support.syncer_proxy import SyncerProxy
 from tests.support.testbin import binary
 
@@ -116,6 +125,7 @@ POLL_SECONDS = 0.3
 CRASH_BACKOFF = 2.0  # seconds before a crashed start-up runs again in the same pod (kubelet: 10 s)
 CRASH_BACKOFF_CAP = 16  # the back-off stops doubling at 16 times the first (kubelet: 300 s / 10 s)
 START_TIMEOUT = 90.0
+EXPORT_DELAY = 1.0  # seconds from leading to writing vc-NAME (vCluster: its controllers start first)
 # Files vCluster's removeFiles keeps on a leaf renewal: sa.* and CA files (basename ca.* or *-ca.*).
 ROOT_CA_NAMESPACES = ("kube-system", "default", "kube-public")
 # Certificates etcd + kube-apiserver cannot work with once expired.
@@ -142,10 +152,22 @@ class Generation:
     syncer: SyncerProxy | None = field(default=None, repr=False)
     watcher: CertWatcher | None = field(default=None, repr=False)  # vCluster >= 0.34, when asked for
     member: str | None = None  # its member of the HA embedded etcd cluster
+    served_at: float | None = None  # monotonic time it began to serve
+    leading_since: float | None = None  # monotonic time it became the leader
+    export_at: float = 0.0  # monotonic time of its next write of vc-NAME, once leading
+    exported: datetime | None = None  # when it wrote vc-NAME
+    admin_conf: bytes = field(default=b"", repr=False)  # the admin kubeconfig it started with
+    values: Mapping[str, Any] = field(default_factory=dict, repr=False)  # chart values it started with
 
     @property
     def serving(self) -> bool:
         return self.server is not None and self.crashed is None
+
+
+def _replicas(values: Mapping[str, Any]) -> int:
+    """controlPlane.statefulSet.highAvailability.replicas (1 when unset)."""
+    plane = values.get("controlPlane") or {}
+    return int(((plane.get("statefulSet") or {}).get("highAvailability") or {}).get("replicas") or 1)
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -311,23 +333,6 @@ def download(data: Mapping[str, bytes], pki: Path) -> None:
         path.write_bytes(value)
         path.chmod(0o600)
     split_ca_cert(pki)
-
-
-def vc_secret_data(admin_conf: bytes, server: str) -> dict[str, bytes]:
-    """vc-NAME from admin.conf: every cluster's server replaced, the split-out keys beside it."""
-    conf = yaml.safe_load(admin_conf)
-    for cluster in conf["clusters"]:
-        cluster["cluster"]["server"] = server
-    user = conf["users"][0]["user"]
-    return {
-        "config": yaml.safe_dump(conf, sort_keys=False).encode(),
-        "certificate-authority": base64.b64decode(
-            conf["clusters"][0]["cluster"]["certificate-authority-data"]
-        ),
-        "client-certificate": base64.b64decode(user["client-certificate-data"]),
-        "client-key": base64.b64decode(user["client-key-data"]),
-        "token": b"",
-    }
 
 
 def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
@@ -566,10 +571,14 @@ class Emulator:
         poll_seconds: float = POLL_SECONDS,
         watcher_interval: float | None = None,
         crash_backoff: float = CRASH_BACKOFF,
+        export_delay: float = EXPORT_DELAY,
+        pod_forwards: bool = True,
     ) -> None:
         """`watcher_interval`: run vCluster's cert watcher (>= 0.34) in every pod, ticking that often
         (seconds; vCluster: a day). None: no watcher. `crash_backoff`: seconds before a crashed
-        start-up is tried again in the same pod, doubled after each crash (see the module docstring)."""
+        start-up is tried again in the same pod, doubled after each crash (see the module docstring).
+        `export_delay`: seconds from leading to writing vc-NAME. `pod_forwards=False`: a kubelet that
+        forwards nothing (pods/portforward to the pods fails)."""
         self.kubeconfig = Path(kubeconfig)
         self.namespace = namespace
         self.name = name
@@ -578,6 +587,9 @@ class Emulator:
         self.poll_seconds = poll_seconds
         self.watcher_interval = watcher_interval
         self.crash_backoff = crash_backoff
+        self.export_delay = export_delay
+        self._pod_forwards = pod_forwards
+        self._forwards: PodForwards | None = None
         self.generations: list[Generation] = []
         self.errors: list[str] = []
         self._cond = threading.Condition()
@@ -597,6 +609,8 @@ class Emulator:
     def start(self) -> Emulator:
         self._session = connect(KubeTarget(kubeconfig=str(self.kubeconfig), namespace=self.namespace))
         self.forwarder = Forwarder()
+        if self._pod_forwards:
+            self._forwards = PodForwards(self._session, self.namespace)
         self._thread = threading.Thread(target=self._run, name=f"emulator-{self.name}", daemon=True)
         self._thread.start()
         return self
@@ -624,6 +638,18 @@ class Emulator:
         self.stop()
 
     @property
+    def host_session(self) -> KubeSession:
+        """The emulator's own session to the host cluster."""
+        assert self._session is not None, "start the emulator first"
+        return self._session
+
+    @property
+    def service(self) -> str:
+        """https://127.0.0.1:PORT: the Service NAME in front of the serving syncers, reachable from here."""
+        assert self.forwarder is not None, "start the emulator first"
+        return self.forwarder.server
+
+    @property
     def store(self) -> Store | None:
         """Deployed etcd, once a plane of a vCluster with it started."""
         return self._store
@@ -647,6 +673,21 @@ class Emulator:
                         f"no emulated control plane after #{after} within {timeout:.0f}s; "
                         f"crashed: {crashes}; errors: {self.errors[-3:]}"
                     )
+                self._cond.wait(min(left, 1.0))
+
+    def wait_exported(self, *, after: int = 0, timeout: float = START_TIMEOUT) -> Generation:
+        """The newest generation numbered > `after` that wrote vc-NAME as the leader; TimeoutError
+        otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                done = [g for g in self.generations if g.number > after and g.exported is not None]
+                if done:
+                    return done[-1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no leader after #{after} wrote vc-{self.name} within "
+                                       f"{timeout:.0f}s; errors: {self.errors[-3:]}")
                 self._cond.wait(min(left, 1.0))
 
     # ---------------------------------------------------------------------------- the loop
@@ -694,6 +735,33 @@ class Emulator:
                 elif uid in self._crash_loops and self._crash_loops[uid][1] <= time.monotonic():
                     self._spawn(pod, self._crash_loops.pop(uid)[0])
             self._starters = [t for t in self._starters if t.is_alive()]
+        self._lead()
+
+    def _lead(self) -> None:
+        """Who writes vc-NAME: with HA (replicas > 1) the leader only, without HA every pod (vCluster
+        elects no leader then: StartLeaderElection); each once, `export_delay` after it began to lead,
+        then every EXPORT_RETRY seconds until a write succeeds."""
+        serving = sorted((g for g in self._running() if g.serving and g.served_at is not None),
+                         key=lambda g: g.served_at or 0.0)
+        if not serving:
+            return
+        leaders = serving[:1] if _replicas(serving[0].values) > 1 else serving
+        assert self._session is not None
+        for leader in leaders:
+            now = time.monotonic()
+            if leader.leading_since is None:
+                leader.leading_since, leader.export_at = now, now + self.export_delay
+            if leader.exported is not None or now < leader.export_at:
+                continue
+            try:
+                write_kubeconfig_secret(self._session, self.namespace, self.name, leader.admin_conf,
+                                        leader.values)
+            except Exception:
+                leader.export_at = now + EXPORT_RETRY
+                raise  # _run records it
+            with self._cond:
+                leader.exported = datetime.now(UTC)
+                self._cond.notify_all()
 
     def _spawn(self, pod: Any, after: Generation | None) -> None:
         """A start-up of `pod` on a thread of its own (the caller holds `_cond`): the replicas of a
@@ -735,6 +803,9 @@ class Emulator:
         self._route()
         if self.forwarder is not None and syncer is not None:
             self.forwarder.drop(syncer.port)
+        if self._forwards is not None and syncer is not None:
+            with contextlib.suppress(Exception):  # the cluster may be going away with the test
+                self._forwards.withdraw(gen.pod_name, syncer.port)
         if syncer is not None:
             syncer.stop()
         if plane is not None:
@@ -802,7 +873,7 @@ class Emulator:
             )
             self.generations.append(gen)
         try:
-            self._start(gen)
+            self._start(gen, pod)
         except Exception as exc:
             gen.crashed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
         if gen.crashed is not None:  # the kubelet's back-off: base, doubled per crash, capped
@@ -824,7 +895,7 @@ class Emulator:
         with contextlib.suppress(Exception):  # the pod may be gone already
             self._session.core.patch_namespaced_pod_status(pod.metadata.name, self.namespace, status)
 
-    def _start(self, gen: Generation) -> None:
+    def _start(self, gen: Generation, pod: Any) -> None:
         assert self._session is not None
         core = self._session.core
         values, tag = self._values()
@@ -846,6 +917,7 @@ class Emulator:
                     "metadata": {
                         "name": certs_name,
                         "labels": {"app": "vcluster", "vcluster-name": self.name},
+                        "ownerReferences": service_owner(self._session, self.namespace, self.name, values),
                     },
                     "type": "Opaque",
                     "data": _b64(data),
@@ -885,7 +957,8 @@ class Emulator:
             server = self.forwarder.server
             self._publish(gen.syncer.server, server, data, pki,
                           private_nodes=bool((values.get("privateNodes") or {}).get("enabled")))
-            self._write_vc_secret(data["admin.conf"], server)
+            if self._forwards is not None:
+                self._forwards.publish(pod, gen.syncer.port)
         except BaseException:
             if gen.syncer is not None:
                 gen.syncer.stop()
@@ -894,7 +967,9 @@ class Emulator:
             gen.plane = None
             self._stop_member(gen)
             raise
+        gen.admin_conf, gen.values = data["admin.conf"], values
         gen.server, gen.apiserver, gen.ca_file = server, plane.server, plane.ca_file
+        gen.served_at = time.monotonic()
         if self.watcher_interval is not None and _version_tuple(tag or "0.36.0") >= WATCHER_SINCE:
             gen.watcher = CertWatcher(self._session, self.namespace, self.name, pki,
                                       volume / f"watcher-{gen.number}", values=values,
@@ -918,7 +993,7 @@ class Emulator:
                     self._store = Store(self._session, self.namespace, self.name, self.workdir / "store",
                                         replicas=replicas)
             return self._store.endpoint()
-        replicas = int(((plane.get("statefulSet") or {}).get("highAvailability") or {}).get("replicas") or 1)
+        replicas = _replicas(values)
         if not (etcd.get("embedded") or {}).get("enabled") or replicas < 2:
             return None
         with self._cond:
@@ -993,28 +1068,6 @@ class Emulator:
             if getattr(exc, "status", None) != 409:
                 raise
             session.core.patch_namespaced_config_map(name, namespace, {"data": data})
-
-    def _write_vc_secret(self, admin_conf: bytes, server: str) -> None:
-        """WriteKubeConfigToSecret: CreateOrPatch vc-NAME."""
-        assert self._session is not None
-        data = _b64(vc_secret_data(admin_conf, server))
-        name = f"vc-{self.name}"
-        if self._read_secret(name) is None:
-            try:
-                self._session.core.create_namespaced_secret(
-                    self.namespace,
-                    {
-                        "metadata": {"name": name,
-                                     "labels": {"app": "vcluster", "vcluster-name": self.name}},
-                        "type": "Opaque",
-                        "data": data,
-                    },
-                )
-                return
-            except Exception as exc:  # another replica created it just now: patch it, as CreateOrPatch does
-                if getattr(exc, "status", None) != 409:
-                    raise
-        self._session.core.patch_namespaced_secret(name, self.namespace, {"data": data})
 
 
 def main(argv: list[str] | None = None) -> int:

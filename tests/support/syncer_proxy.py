@@ -11,38 +11,46 @@ certificate of its own, made in memory when it starts (`GenAPIServerServingCerts
   * served as leaf + that CA certificate;
   * kept while it verifies against the pool of ALL certificates in `server-ca.crt` (checked every ~2 s;
     the file only changes when the pod starts again, so in effect: one certificate per pod start).
-Client certificates are verified against every certificate of `client-ca.crt` (a bundle is a pool);
-bearer tokens go on to the API server, which checks them.
+Client certificates are requested, not required, at the handshake (SecureServing's RequestClientCert)
+and then checked as the x509 authenticator of a fail-on-error union does: one that the pool of every
+certificate in `client-ca.crt` verifies (usage clientAuth, at the current time) authenticates; one it
+does not verify (another CA, expired) gets HTTP 401 Unauthorized, a Kubernetes Status; without one a
+bearer token goes on to the API server, which checks it.
+
+The HTTP side is `syncer-front` (tests/support/syncer_front, Go standard library only, built by
+scripts/testbin): Python's ssl cannot ask for a certificate without verifying it at the handshake, so a
+refused certificate would end the connection instead of getting the 401 vCluster answers. This module
+makes the certificate, writes the key pairs into the generation's work directory (mode 0600) and runs
+the binary for as long as the pod's start lasts.
 
 Differences, on purpose:
-  * a client certificate that pool does not verify fails the TLS handshake; the syncer completes the
-    handshake and answers 401 (Python's ssl cannot ask for a certificate without verifying it);
   * a request with a verified client certificate reaches kube-apiserver as the admin of `admin.conf`
     (the syncer impersonates the certificate's user): the certificate's validity is what is checked,
-    not its user's permissions.
+    not its user's permissions;
+  * the serving certificate is made once per start (vCluster re-checks it every ~2 s against
+    server-ca.crt, which only changes when the pod starts again).
 Test-support code: the key pairs live in the generation's work directory; nothing is printed or logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import ipaddress
 import secrets
-import ssl
-import threading
-import weakref
+import select
+import subprocess
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.testbin import binary
 
 SERVING_VALIDITY = timedelta(days=365)
 START_TIMEOUT = 10.0
@@ -113,8 +121,8 @@ def _write_private(path: Path, data: bytes) -> Path:
 
 
 class SyncerProxy:
-    """The syncer's TLS front for one pod start: terminates TLS with the in-memory certificate, checks
-    client certificates against client-ca.crt and relays the bytes to kube-apiserver on 127.0.0.1."""
+    """The syncer's front for one pod start (`syncer-front`): TLS with the in-memory certificate, the
+    client certificate checked against client-ca.crt, HTTP on to kube-apiserver on 127.0.0.1."""
 
     def __init__(self, pki: Path, workdir: Path, *, upstream_port: int, admin_conf: bytes, now: datetime,
                  cluster_domain: str = "cluster.local", extra_sans: Sequence[str] = ()) -> None:
@@ -123,38 +131,33 @@ class SyncerProxy:
                                          (pki / "server-ca.key").read_bytes(), now=now,
                                          cluster_domain=cluster_domain, extra_sans=extra_sans)
         self.served_chain = chain
-        # ssl loads key pairs from files only
-        self._server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._server.load_cert_chain(_write_private(workdir / "syncer.crt", chain),
-                                     _write_private(workdir / "syncer.key", key))
-        self._server.verify_mode = ssl.CERT_OPTIONAL
-        self._server.load_verify_locations(cafile=str(pki / "client-ca.crt"))
         admin_cert, admin_key = _admin_pair(admin_conf)
-        self._as_admin = self._upstream_context()
-        self._as_admin.load_cert_chain(_write_private(workdir / "admin.crt", admin_cert),
-                                       _write_private(workdir / "admin.key", admin_key))
-        self._anonymous = self._upstream_context()
+        self._args = [
+            "-cert", str(_write_private(workdir / "syncer.crt", chain)),
+            "-key", str(_write_private(workdir / "syncer.key", key)),
+            "-client-ca", str(pki / "client-ca.crt"),
+            "-upstream", f"127.0.0.1:{upstream_port}",
+            "-admin-cert", str(_write_private(workdir / "admin.crt", admin_cert)),
+            "-admin-key", str(_write_private(workdir / "admin.key", admin_key)),
+        ]
+        self._log = workdir / "syncer-front.log"
         self.upstream_port = upstream_port
         self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_exception_handler(lambda _loop, _context: None)  # failed handshakes are expected
-        self._started = threading.Event()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._transports: weakref.WeakSet[asyncio.WriteTransport] = weakref.WeakSet()
-        self._server_obj: asyncio.AbstractServer | None = None
-        self._thread = threading.Thread(target=self._run, name="emulator-syncer", daemon=True)
-
-    @staticmethod
-    def _upstream_context() -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # kube-apiserver on the pod's loopback
-        return context
+        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SyncerProxy:
-        self._thread.start()
-        if not self._started.wait(START_TIMEOUT) or not self.port:
-            raise RuntimeError("the emulated syncer did not start listening")
+        with self._log.open("wb") as log:
+            # stdin is a pipe held open: the front exits when it closes (with this process at the latest)
+            self._process = subprocess.Popen([str(binary("syncer-front")), *self._args],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        assert self._process.stdout is not None
+        ready = select.select([self._process.stdout], [], [], START_TIMEOUT)[0]
+        line = self._process.stdout.readline().decode() if ready else ""
+        if not line.startswith("listening 127.0.0.1:"):
+            self.stop()
+            raise RuntimeError(f"the emulated syncer did not start listening: {line.strip()} "
+                               f"{self._log.read_text(errors='replace')[-300:]}".strip())
+        self.port = int(line.strip().rsplit(":", 1)[1])
         return self
 
     @property
@@ -162,70 +165,12 @@ class SyncerProxy:
         return f"https://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
+        """Every connection ends with it, as when the pod's container stops."""
+        process, self._process = self._process, None
+        if process is None:
             return
-        self._loop.call_soon_threadsafe(self._close)
-        self._thread.join(timeout=START_TIMEOUT)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._server_obj = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self._server))
-            self.port = int(self._server_obj.sockets[0].getsockname()[1])
-        finally:
-            self._started.set()
-        self._loop.run_forever()
-        # let every connection task see its transport aborted and finish before the loop closes
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        if self._server_obj is not None:
-            self._loop.run_until_complete(self._server_obj.wait_closed())
-        # A TLS transport closes over several loop turns, and a handshake that failed just now (a client
-        # that refused our certificate) is closed by asyncio itself: let those callbacks run, and abort
-        # whatever is still open, so that no transport is left to the garbage collector.
-        for transport in list(self._transports):
-            transport.abort()
-        for _turn in range(20):
-            self._loop.run_until_complete(asyncio.sleep(0.005))
-        self._loop.close()
-
-    def _close(self) -> None:
-        if self._server_obj is not None:
-            self._server_obj.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._loop.stop()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer: Any = writer.get_extra_info("peercert")
-        context = self._as_admin if peer else self._anonymous
-        self._writers.add(writer)
-        self._transports.add(writer.transport)
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port, ssl=context)
-        except OSError:
-            writer.transport.abort()
-            self._writers.discard(writer)
-            return
-        self._writers.add(up_writer)
-        self._transports.add(up_writer.transport)
-        try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
-        finally:
-            self._writers.discard(writer)
-            self._writers.discard(up_writer)
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
+        process.kill()
+        process.wait(timeout=START_TIMEOUT)
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()

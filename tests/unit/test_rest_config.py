@@ -17,8 +17,10 @@ import yaml
 from kubectl_vcerts.errors import (
     ApiError,
     ConflictError,
+    ExitCode,
     ForbiddenError,
     NotFoundError,
+    UnauthorizedError,
     UnreachableError,
     VcertsError,
 )
@@ -138,6 +140,8 @@ def test_what_it_cannot_honour_is_left_to_the_kubernetes_client(
             "forbidden: cannot get secrets/vc-certs in namespace a (denied)",
             id="403 names verb and resource",
         ),
+        pytest.param(401, UnauthorizedError, "unauthorized while trying to get secrets/vc-certs",
+                     id="401 is unauthorized, a kind of forbidden (the same exit code)"),
         pytest.param(409, ConflictError, "conflict: secrets/vc-certs", id="409 is a conflict"),
         pytest.param(503, UnreachableError, "HTTP 503", id="503 is unreachable"),
         pytest.param(422, ApiError, "HTTP 422 denied", id="anything else is an API error"),
@@ -149,6 +153,8 @@ def test_http_failures_map_like_the_gateway(status: int, error: type[VcertsError
     assert made.message.startswith(text) or text in made.message
     if status == 403:
         assert made.hint == "ask for RBAC permission to get secrets in namespace a"
+    if status == 401:
+        assert isinstance(made, ForbiddenError) and made.exit_code == ExitCode.FORBIDDEN
 
 
 def test_an_unreachable_server_is_retried_a_bounded_number_of_times() -> None:

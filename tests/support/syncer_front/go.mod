@@ -1,0 +1,3 @@
+module example.invalid/vcerts/syncer-front
+
+go 1.26
