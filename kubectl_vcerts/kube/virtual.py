@@ -159,12 +159,15 @@ def admin_kubeconfig(
     return base, vc_doc
 
 
-def _credentials(doc: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What authenticates and what is trusted: every cluster's CA data and every user entry."""
-    clusters = tuple(str(((c or {}).get("cluster") or {}).get("certificate-authority-data") or "")
-                     for c in doc.get("clusters") or ())
-    users = tuple(repr(sorted(((u or {}).get("user") or {}).items())) for u in doc.get("users") or ())
-    return clusters, users
+def _same_credentials(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether two kubeconfigs trust the same CAs and hold the same users."""
+
+    def parts(doc: Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
+        clusters = [((c or {}).get("cluster") or {}) for c in doc.get("clusters") or ()]
+        return ([c.get("certificate-authority-data") for c in clusters],
+                [(u or {}).get("user") for u in doc.get("users") or ()])
+
+    return parts(one) == parts(other)
 
 
 def connect_virtual(
@@ -299,7 +302,7 @@ def open_gateway(
                                    request_timeout=request_timeout)
         except (UntrustedServerError, UnauthorizedError):
             stored = _stored_admin(host, namespace=namespace, vcluster=vcluster) if base is vc_doc else None
-            if stored is None or _credentials(stored) == _credentials(base):
+            if stored is None or _same_credentials(stored, base):
                 raise
         return connect_virtual(VirtualEndpoint(server=server, source=source,
                                                kubeconfig=with_server(stored, server)),
