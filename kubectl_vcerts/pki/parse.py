@@ -10,17 +10,32 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 # The key types a vCluster PKI can hold and that Go's crypto/tls accepts for certificates.
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 _CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
+
+
+@contextmanager
+def _refusing_quietly() -> Iterator[None]:
+    """Where a DSA key may be met (a key or a certificate's key, whose type is only known once parsed; a
+    DSA CA's signature): cryptography >= 51 warns whenever it makes a DSA key object, and we refuse DSA
+    keys or handle them as before, so no warning is shown on top of our error. (catch_warnings is not
+    thread-safe: racing fleet threads can at worst leave this one filter in place, which is harmless.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
 
 
 # Extensions RFC 5280 defines as SEQUENCE SIZE (1..MAX): older cryptography releases accept them empty,
@@ -48,7 +63,8 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
         try:
             # Parsed lazily by cryptography: fail here, not in a later check.
             _check_sizes(cert.extensions)
-            cert.public_key()
+            with _refusing_quietly():
+                cert.public_key()
             cert.subject.rfc4514_string()
             cert.issuer.rfc4514_string()
             cert.not_valid_before_utc  # noqa: B018
@@ -77,8 +93,9 @@ def load_private_key(data: bytes, *, validate: bool = True) -> PrivateKey:
     """``validate=False`` skips OpenSSL's RSA consistency check (~40 ms a key): fine when the key is
     only compared with a certificate, never used to sign."""
     try:
-        key = serialization.load_pem_private_key(data, password=None,
-                                                 unsafe_skip_rsa_key_validation=not validate)
+        with _refusing_quietly():
+            key = serialization.load_pem_private_key(data, password=None,
+                                                     unsafe_skip_rsa_key_validation=not validate)
     except (ValueError, TypeError) as exc:  # TypeError: encrypted key
         raise ValueError("not an unencrypted PEM private key") from exc
     except Exception as exc:  # cryptography.exceptions.UnsupportedAlgorithm
@@ -90,7 +107,8 @@ def load_private_key(data: bytes, *, validate: bool = True) -> PrivateKey:
 
 def load_public_key(data: bytes) -> PublicKey:
     try:
-        key = serialization.load_pem_public_key(data)
+        with _refusing_quietly():
+            key = serialization.load_pem_public_key(data)
     except Exception as exc:
         raise ValueError("not a PEM public key") from exc
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
@@ -119,7 +137,8 @@ def load_verification_keys(data: bytes) -> tuple[PublicKey, ...]:
 
 
 def public_key_of(cert: x509.Certificate) -> PublicKey:
-    key = cert.public_key()
+    with _refusing_quietly():
+        key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
         raise ValueError(f"unsupported public key type {type(key).__name__}")
     return key
@@ -135,8 +154,9 @@ def key_matches(public: PublicKey, private: PrivateKey) -> bool:
 
 def public_key_pin(cert: x509.Certificate) -> str:
     """kubeadm's CA pin (--discovery-token-ca-cert-hash): sha256 of the SubjectPublicKeyInfo."""
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    with _refusing_quietly():
+        spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo)
     return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
@@ -148,7 +168,8 @@ def fingerprint(cert: x509.Certificate) -> str:
 def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     """True when ``cert`` names ``ca`` as issuer and carries a valid signature by its key."""
     try:
-        cert.verify_directly_issued_by(ca)
+        with _refusing_quietly():  # a DSA CA verifies as it always did, without the warning
+            cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True

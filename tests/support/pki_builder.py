@@ -25,7 +25,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -99,6 +99,14 @@ def issuing_ca_under_root(*, now: datetime = NOW) -> tuple[bytes, bytes]:
     return cert_pem(cert) + cert_pem(root), key_pem(key)
 
 
+def _eku(usages: list[x509.ObjectIdentifier]) -> x509.ExtensionType:
+    """The EKU extension; an empty one (malformed: RFC 5280 wants 1..MAX) as raw DER, since
+    cryptography >= 51 refuses to build it."""
+    if usages:
+        return x509.ExtendedKeyUsage(usages)
+    return x509.UnrecognizedExtension(ExtensionOID.EXTENDED_KEY_USAGE, b"\x30\x00")  # SEQUENCE {}
+
+
 def make_leaf(subject: x509.Name, *, key: Key, ca: x509.Certificate, ca_key: Key,
               eku: list[x509.ObjectIdentifier], dns: list[str] | None = None, ips: list[str] | None = None,
               not_before: datetime, not_after: datetime) -> x509.Certificate:
@@ -111,7 +119,7 @@ def make_leaf(subject: x509.Name, *, key: Key, ca: x509.Certificate, ca_key: Key
         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
                                      data_encipherment=False, key_agreement=False, key_cert_sign=False,
                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+        .add_extension(_eku(eku), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
             ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value), critical=False)

@@ -115,6 +115,7 @@ def _ask(proxy: SyncerProxy, trust: bytes, tmp_path: Path, client: bytes | None,
         conn.close()
 
 
+@pytest.mark.binaries  # syncer-front
 def test_client_certificates_of_any_ca_in_the_client_pool_are_accepted_others_get_401(
     tmp_path: Path, upstream: int
 ) -> None:
@@ -146,6 +147,7 @@ def test_client_certificates_of_any_ca_in_the_client_pool_are_accepted_others_ge
         proxy.stop()
 
 
+@pytest.mark.binaries  # syncer-front
 def test_the_front_serves_the_certificate_it_was_made_with_and_stops_with_its_start(
     tmp_path: Path, upstream: int
 ) -> None:
